@@ -1,0 +1,174 @@
+//! The container runtime contract that TaskActors drive and `src/podman` implements.
+//!
+//! Every type here is runtime-neutral: nothing names the podman CLI, so the supervision core can
+//! be tested with an in-memory fake runtime.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// When to fetch an image from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    IfNotPresent,
+    Always,
+    Never,
+}
+
+/// How a bind mount is relabelled for SELinux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SelinuxLabel {
+    /// `:z`, shared between containers (right for a shared `/mnt/koji`).
+    Shared,
+    /// `:Z`, private to one container.
+    Private,
+    /// No relabelling.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// The network a container (or one step) gets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum NetworkMode {
+    None,
+    Host,
+    /// Any other podman network name, passed through.
+    Named(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ResourceLimits {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// CPUs, may be fractional.
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+}
+
+/// Everything needed to create one task container.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// Deterministic: `koji-adjutant-<worker>-<task>-<n>`.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub mounts: Vec<Mount>,
+    pub selinux_label: SelinuxLabel,
+    pub env: BTreeMap<String, String>,
+    pub network: NetworkMode,
+    /// Capabilities added back after `--cap-drop=ALL`.
+    pub cap_add: Vec<String>,
+    pub limits: ResourceLimits,
+}
+
+/// A created container, named so that it can always be found again by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ContainerHandle {
+    pub id: String,
+    pub name: String,
+}
+
+/// One command run inside a started container.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExecSpec {
+    /// A short name for the step ("buildroot", "rpmbuild"), used in errors, logs and metrics.
+    pub step: String,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub user: Option<String>,
+    pub workdir: Option<PathBuf>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Receives a step's output line by line while it runs.
+pub trait LogSink: Send + Sync {
+    fn line(&self, stream: OutputStream, line: &str);
+}
+
+/// How a step ended when the runtime itself did not fail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExecOutcome {
+    /// The command's own exit status (never podman's).
+    pub exit_code: i32,
+    /// Set when the kernel's OOM killer ended the step.
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+}
+
+/// What went wrong in the runtime, with enough detail for a task's failure message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("image {image} is not present and the pull policy is {policy}: {message}")]
+    ImageUnavailable {
+        image: String,
+        policy: String,
+        message: String,
+    },
+    #[error("step {step} timed out after {limit:?} and was killed")]
+    StepTimeout { step: String, limit: Duration },
+    #[error("step {step} was cancelled")]
+    Cancelled { step: String },
+    #[error("out of memory (limit {limit})")]
+    OutOfMemory { limit: String },
+    #[error("podman {operation} failed (exit status {status}): {message}")]
+    Podman {
+        operation: String,
+        status: i32,
+        message: String,
+    },
+    #[error("could not run {program}: {message}")]
+    Spawn { program: String, message: String },
+}
+
+/// The container runtime. Implementations must make `remove` idempotent and must kill the
+/// process inside the container when an exec is cancelled.
+#[async_trait::async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), RuntimeError>;
+    async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError>;
+    async fn start(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
+    async fn exec(
+        &self,
+        container: &ContainerHandle,
+        spec: &ExecSpec,
+        sink: Arc<dyn LogSink>,
+        cancel: CancellationToken,
+    ) -> Result<ExecOutcome, RuntimeError>;
+    async fn stop(&self, container: &ContainerHandle, grace: Duration) -> Result<(), RuntimeError>;
+    async fn kill(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
+    async fn remove(&self, container: &ContainerHandle, force: bool) -> Result<(), RuntimeError>;
+    /// Containers labelled `io.koji.adjutant.worker=<worker_id>`.
+    async fn list_owned(&self, worker_id: &str) -> Result<Vec<ContainerSummary>, RuntimeError>;
+    /// Removes this worker's containers whose names are not in `live`; returns the removed names.
+    async fn reap_orphans(
+        &self,
+        worker_id: &str,
+        live: &HashSet<String>,
+    ) -> Result<Vec<String>, RuntimeError>;
+}

@@ -1,0 +1,1 @@
+//! Reading `kojid.conf` exactly as kojid does, plus the adjutant's own settings.

@@ -1,0 +1,1 @@
+//! Task handlers: one per Koji task method.

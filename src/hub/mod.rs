@@ -1,0 +1,1 @@
+//! The Koji hub client. The only module that speaks XML-RPC.

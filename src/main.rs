@@ -1,0 +1,3 @@
+fn main() {
+    println!("koji-adjutant {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! The podman runtime. The only module that spawns processes.

@@ -1,0 +1,1 @@
+//! The monitoring web layer: dashboard, JSON API, metrics and health endpoints.
