@@ -17,12 +17,13 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn report_config_error(err: &ConfigError) -> ExitCode {
-    for line in err.to_string().lines() {
+    let text = err.to_string();
+    for line in text.lines() {
         eprintln!("error: {line}");
     }
     eprintln!(
         "koji-adjutant: the configuration has {} problem(s); nothing was started",
-        err.problems.len()
+        text.lines().count()
     );
     ExitCode::from(EXIT_CONFIG)
 }

@@ -229,10 +229,13 @@ impl<'a> Reader<'a> {
             let stripped = py_strip(line);
             let is_comment = stripped.starts_with('#') || stripped.starts_with(';');
             if stripped.is_empty() || is_comment {
-                if !is_comment && let Some((key, _, lines)) = current.as_mut() {
-                    if !key.is_empty() {
-                        lines.push(String::new());
-                    }
+                // Python keeps blank (not comment) lines inside a value; trailing ones are
+                // stripped when the value is joined.
+                if !is_comment
+                    && let Some((key, _, lines)) = current.as_mut()
+                    && !key.is_empty()
+                {
+                    lines.push(String::new());
                 }
                 continue;
             }

@@ -310,7 +310,7 @@ struct Candidate {
     source: Source,
 }
 
-fn closest<'a>(key: &str, names: impl Iterator<Item = String>) -> Option<String> {
+fn closest(key: &str, names: impl Iterator<Item = String>) -> Option<String> {
     names
         .map(|name| (strsim::jaro_winkler(key, &name), name))
         .filter(|(score, _)| *score >= 0.8)
