@@ -341,6 +341,11 @@ fn unknown_hint(key: &str, in_adjutant: bool) -> String {
             None => "; see docs/config-reference.md for the [adjutant] keys".to_string(),
         };
     }
+    if matches!(key, "keepalive" | "ca") {
+        return format!(
+            "; upstream documents {key} but kojid rejects it as unknown too: remove it"
+        );
+    }
     if keys::find(Section::Adjutant, key).is_some() {
         return format!(
             "; {key} is an adjutant key: write it as adjutant_{key} in [kojid] or as {key} in [adjutant]"
