@@ -17,6 +17,9 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn report_config_error(err: &ConfigError) -> ExitCode {
+    for warning in &err.warnings {
+        eprintln!("warning: {warning}");
+    }
     let text = err.to_string();
     for line in text.lines() {
         eprintln!("error: {line}");

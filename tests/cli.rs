@@ -325,6 +325,7 @@ fn error_cases() -> Vec<ErrorCase> {
         ("bad_url", b"[kojid]\nserver = hub.example/kojihub\ntopurl = https://ok.example/files ftp://bad.example/\n".to_vec(), vec![], vec![]),
         ("bad_rlimit", head("RLIMIT_NOFILE = many\nRLIMIT_BOGUS = 1\n"), vec![], vec![]),
         ("missing_required", b"[kojid]\nmaxjobs = 2\n".to_vec(), vec![], vec![]),
+        ("default_without_kojid", b"[DEFAULT]\nserver = https://hub.example/kojihub\n[adjutant]\n".to_vec(), vec![], vec![]),
         ("bad_env_value", head(""), vec![], vec![("KOJI_ADJUTANT_LOG_FORMAT", "yaml")]),
         ("bad_flag_value", head(""), vec!["--maxjobs", "lots", "-o", "cpu_limit=0"], vec![]),
         ("unknown_flag_option", head(""), vec!["-o", "maxjbos=1"], vec![]),

@@ -217,10 +217,29 @@ pub enum ConfigProblem {
     },
 }
 
+impl ConfigProblem {
+    /// The file and line a problem is on, when it is on one.
+    pub fn location(&self) -> Option<(&Path, usize)> {
+        match self {
+            ConfigProblem::NotUtf8 { path, line } => Some((path, *line)),
+            ConfigProblem::InvalidSection { path, line, .. } => Some((path, *line)),
+            ConfigProblem::UnknownKey { origin, .. }
+            | ConfigProblem::InvalidValue { origin, .. } => match origin {
+                Source::File { file, line } => Some((file, *line)),
+                _ => None,
+            },
+            ConfigProblem::Syntax(err) => err.lines.first().map(|l| (err.file.as_path(), l.line)),
+            _ => None,
+        }
+    }
+}
+
 /// All problems found while loading; `load` reports every one it can, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub problems: Vec<ConfigProblem>,
+    /// Warnings met on the way; they often explain a problem (e.g. an ignored [DEFAULT]).
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for ConfigError {
@@ -239,6 +258,7 @@ impl From<ConfigProblem> for ConfigError {
     fn from(problem: ConfigProblem) -> Self {
         Self {
             problems: vec![problem],
+            warnings: Vec::new(),
         }
     }
 }
@@ -402,14 +422,25 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
     }
 
     // [DEFAULT] merges into [kojid] only: kojid reads nothing else, and merging it into
-    // [adjutant] would turn every kojid key there into an unknown adjutant key.
-    let mut kojid_entries: Vec<&IniEntry> = document
-        .section("kojid")
-        .map(|s| s.entries.iter().collect())
-        .unwrap_or_default();
-    for default in &document.defaults {
-        if !kojid_entries.iter().any(|e| e.key == default.key) {
-            kojid_entries.push(default);
+    // [adjutant] would turn every kojid key there into an unknown adjutant key. Like kojid
+    // (`if config.has_section('kojid')`), without a [kojid] section nothing is read.
+    let mut kojid_entries: Vec<&IniEntry> = Vec::new();
+    match document.section("kojid") {
+        Some(section) => {
+            kojid_entries.extend(section.entries.iter());
+            for default in &document.defaults {
+                if !kojid_entries.iter().any(|e| e.key == default.key) {
+                    kojid_entries.push(default);
+                }
+            }
+        }
+        None => {
+            if let Some(first) = document.defaults.first() {
+                warnings.push(format!(
+                    "{}: [DEFAULT] is ignored because there is no [kojid] section (kojid does the same); add a [kojid] section",
+                    file_source(first)
+                ));
+            }
         }
     }
     for entry in kojid_entries {
@@ -675,6 +706,14 @@ pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
                 warnings,
             })
         }
-        _ => Err(ConfigError { problems }),
+        _ => {
+            // Report in reading order, so the list walks down the files; problems without a
+            // line (environment, flags, missing keys) come last.
+            problems.sort_by_key(|problem| match problem.location() {
+                Some((file, line)) => (files.iter().position(|f| f == file).unwrap_or(0), line),
+                None => (usize::MAX, 0),
+            });
+            Err(ConfigError { problems, warnings })
+        }
     }
 }
