@@ -188,11 +188,21 @@ fn line_strategy() -> impl Strategy<Value = String> {
         Just("= v".to_string()),
         "[a-cA-C]{1,2} {0,2}[=:] {0,2}[a-c%:=;# ]{0,5}",
         "[a-c]{1,3}",
+        // Characters where Python's idea of whitespace differs from a naive one.
+        "[a-c]{1,2}[ \u{a0}\u{1c}\u{0c}\u{0b}]?=[ \u{a0}\u{1c}\u{2003}]?[a-c]?[ \u{a0}\u{1f}\u{feff}]?",
+        "[\u{a0}\u{0c}\u{1d}][a-c]=[a-c]",
     ]
 }
 
 fn file_strategy() -> impl Strategy<Value = String> {
-    let indent = prop_oneof![Just(""), Just(""), Just(" "), Just("  "), Just("\t")];
+    let indent = prop_oneof![
+        Just(""),
+        Just(""),
+        Just(" "),
+        Just("  "),
+        Just("\t"),
+        Just("\u{a0}")
+    ];
     let ending = prop_oneof![Just("\n"), Just("\n"), Just("\r\n"), Just("\r")];
     prop::collection::vec((indent, line_strategy(), ending), 0..14).prop_map(|lines| {
         lines
@@ -214,4 +224,60 @@ proptest! {
         let python = python_read(std::slice::from_ref(&group));
         prop_assert_eq!(rust_read(&group), python[0].clone(), "input: {:?}", text);
     }
+}
+
+/// kojid converts integer keys with Python's `int()` and booleans with ConfigParser's
+/// `getboolean`; the typed layer must accept and reject exactly the same strings.
+#[test]
+fn integer_and_boolean_conversion_match_python() {
+    use koji_adjutant::config::types::{SettingType, python_int};
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = "[ +_0-9a-z\\-]{0,7}";
+    let mut samples: Vec<String> = [
+        "0", "+1", "-1", "1_000", "1__0", "_1", "1_", "007", "0x10", "1e3", "1.0", " 5 ", "",
+        "yes", "No", "TRUE", "off", "On", "y", "2", "tru",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for _ in 0..400 {
+        samples.push(proptest::strategy::ValueTree::current(
+            &strategy.new_tree(&mut runner).unwrap(),
+        ));
+    }
+    // ConfigParser strips values before they are converted; so does our reader.
+    let samples: Vec<String> = samples.iter().map(|s| s.trim().to_string()).collect();
+    let script = r#"
+import configparser, json, sys
+out = []
+cp = configparser.RawConfigParser()
+for s in json.load(sys.stdin):
+    try:
+        i = int(s)
+    except ValueError:
+        i = None
+    b = cp.BOOLEAN_STATES.get(s.lower())
+    out.append([i, b])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    serde_json::to_writer(child.stdin.take().unwrap(), &samples).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let python: Vec<(Option<i64>, Option<bool>)> = serde_json::from_slice(&output.stdout).unwrap();
+    let mut accepted = 0;
+    for (sample, (int, boolean)) in samples.iter().zip(python) {
+        let ours = python_int(sample).map(|v| i64::try_from(v).unwrap());
+        assert_eq!(ours, int, "int({sample:?})");
+        assert_eq!(bool::parse(sample).ok(), boolean, "getboolean({sample:?})");
+        accepted += usize::from(int.is_some());
+    }
+    assert!(
+        accepted > 20,
+        "too few valid integers generated to prove anything"
+    );
 }
