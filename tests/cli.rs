@@ -568,3 +568,115 @@ fn doctor_reports_ok_warn_and_fail_with_fixes() {
             .any(|c| c["name"] == "cert" && c["status"] == "ok")
     );
 }
+
+/// A valid value for any key: its default, or a sample for keys without one.
+fn sample_value(def: &keys::KeyDef) -> String {
+    match (def.default, def.name) {
+        (Some(default), _) if !default.is_empty() => default.to_string(),
+        (_, "server") => "https://hub.example/kojihub".to_string(),
+        (_, "topurl") => "https://hub.example/kojifiles".to_string(),
+        (_, "memory_limit") => "4g".to_string(),
+        (_, "cpu_limit") => "1.5".to_string(),
+        (_, "pids_limit") | (_, "timeout") => "100".to_string(),
+        (_, "log_level") => "INFO".to_string(),
+        (_, "container_mounts") => "/srv:/srv:ro".to_string(),
+        (_, "container_labels") => "a=b".to_string(),
+        (_, name) => format!("sample-{name}"),
+    }
+}
+
+#[test]
+fn every_key_can_be_set_every_supported_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut prefixed = String::from("[kojid]\n");
+    let mut sectioned = String::from("[adjutant]\n");
+    for def in keys::all_keys() {
+        match def.section {
+            keys::Section::Kojid => {
+                prefixed.push_str(&format!("{} = {}\n", def.name, sample_value(def)));
+            }
+            keys::Section::Adjutant => {
+                prefixed.push_str(&format!("adjutant_{} = {}\n", def.name, sample_value(def)));
+                sectioned.push_str(&format!("{} = {}\n", def.name, sample_value(def)));
+            }
+        }
+    }
+    std::fs::write(dir.path().join("prefixed.conf"), &prefixed).unwrap();
+    std::fs::write(
+        dir.path().join("both.conf"),
+        format!("{prefixed}{sectioned}"),
+    )
+    .unwrap();
+
+    let json = check_config_json(adjutant(dir.path()).args(["-c", "prefixed.conf"]));
+    for def in keys::all_keys() {
+        let written = if def.section == keys::Section::Kojid {
+            format!("{} = ", def.name)
+        } else {
+            format!("adjutant_{} = ", def.name)
+        };
+        let line = line_of(&dir.path().join("prefixed.conf"), &written);
+        let entry = setting(&json, def.section.name(), def.name);
+        assert_eq!(
+            entry["source_text"],
+            format!("prefixed.conf:{line}"),
+            "{}",
+            def.name
+        );
+        let expected = if def.secret {
+            "********".to_string()
+        } else {
+            sample_value(def)
+        };
+        assert_eq!(entry["value"], expected, "{}", def.name);
+    }
+
+    // [adjutant] beats adjutant_*, and the environment beats both, for every adjutant key.
+    let sectioned_path = dir.path().join("both.conf");
+    let mut command = adjutant(dir.path());
+    command.args(["-c", "both.conf"]);
+    let adjutant_keys: Vec<_> = keys::all_keys()
+        .filter(|d| d.section == keys::Section::Adjutant)
+        .collect();
+    for def in adjutant_keys.iter().step_by(2) {
+        command.env(def.env_var().unwrap(), sample_value(def));
+    }
+    let json = check_config_json(&mut command);
+    for (index, def) in adjutant_keys.iter().enumerate() {
+        let entry = setting(&json, "adjutant", def.name);
+        if index % 2 == 0 {
+            assert_eq!(
+                entry["source_text"],
+                format!("env {}", def.env_var().unwrap())
+            );
+        } else {
+            let text = std::fs::read_to_string(&sectioned_path).unwrap();
+            let section_start = text.lines().position(|l| l == "[adjutant]").unwrap();
+            let line = text
+                .lines()
+                .enumerate()
+                .skip(section_start)
+                .find(|(_, l)| l.starts_with(&format!("{} = ", def.name)))
+                .unwrap()
+                .0
+                + 1;
+            assert_eq!(
+                entry["source_text"],
+                format!("both.conf:{line}"),
+                "{}",
+                def.name
+            );
+        }
+    }
+    let set_twice = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w.as_str().unwrap().contains("is set twice"))
+        .count();
+    assert_eq!(
+        set_twice,
+        adjutant_keys.len(),
+        "one set-twice warning per adjutant key"
+    );
+}
