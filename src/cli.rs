@@ -172,9 +172,9 @@ pub struct RunArgs {
     /// Take over the hub session even if another process holds it
     #[arg(long = "force-lock")]
     pub force_lock: bool,
-    /// Debug one task id
-    #[arg(long = "debug-task", value_name = "ID")]
-    pub debug_task: Option<u64>,
+    /// Debug output for task handlers (kojid's --debug-task)
+    #[arg(long = "debug-task")]
+    pub debug_task: bool,
     /// Log XML-RPC traffic
     #[arg(long = "debug-xmlrpc")]
     pub debug_xmlrpc: bool,

@@ -680,3 +680,51 @@ fn every_key_can_be_set_every_supported_way() {
         "one set-twice warning per adjutant key"
     );
 }
+
+#[test]
+fn existing_kojid_configs_load_unchanged() {
+    let compat = manifest_dir().join("tests/data/config/compat");
+    let json = check_config_json(adjutant(&compat).args(["-c", "production-kojid.conf"]));
+    assert_eq!(setting(&json, "kojid", "maxjobs")["value"], "6");
+    assert_eq!(
+        setting(&json, "kojid", "topurl")["value"],
+        "https://kojipkgs.example.org/\nhttps://kojipkgs-mirror.example.org/"
+    );
+    assert_eq!(
+        setting(&json, "kojid", "host_principal_format")["value"],
+        "compile/%s@EXAMPLE.ORG"
+    );
+    assert_eq!(setting(&json, "kojid", "retry_interval")["value"], "30");
+    assert_eq!(json["rlimits"]["RLIMIT_AS"]["soft"], 17179869184_u64);
+    assert_eq!(json["rlimits"]["RLIMIT_NOFILE"]["hard"], 16384);
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains("runroot, save_failed_tree cannot be loaded"),
+        "{warnings}"
+    );
+
+    // The earlier Python adjutant's adjutant_* keys load; its dead keys only warn.
+    let json = check_config_json(adjutant(&compat).args(["-c", "python-adjutant-kojid.conf"]));
+    assert_eq!(
+        setting(&json, "adjutant", "task_image_default")["value"],
+        "docker.io/almalinux/9-minimal:latest"
+    );
+    assert_eq!(
+        setting(&json, "adjutant", "monitoring_bind")["value"],
+        "0.0.0.0:8080"
+    );
+    let warnings: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    for old in ["network_enabled", "buildroot_enabled", "podman_socket"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!("adjutant_{old} is ignored")))
+        );
+    }
+}
