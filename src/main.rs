@@ -143,6 +143,16 @@ fn run(config: &Config, args: &cli::RunArgs) -> ExitCode {
     for warning in &config.warnings {
         warn!("{warning}");
     }
+    // kojid applies its RLIMIT_* keys to itself first thing, and logs each at WARNING.
+    for setting in &config.rlimits {
+        match config::rlimits::apply(setting) {
+            Ok((soft, hard)) => warn!(
+                "Setting resource limit: {} = [{soft}, {hard}] ({})",
+                setting.name, setting.source
+            ),
+            Err(err) => error!("{err}"),
+        }
+    }
     if args.debug_mock {
         warn!("--debug-mock is obsolete and ignored");
     }

@@ -728,3 +728,19 @@ fn existing_kojid_configs_load_unchanged() {
         );
     }
 }
+
+#[test]
+fn run_applies_rlimits_like_kojid_before_refusing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("kojid.conf"),
+        format!("{VALID_HEAD}rlimit_core = 0\n"),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(adjutant(dir.path()).args(["-c", "kojid.conf", "run"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("[WARNING] koji_adjutant: Setting resource limit: RLIMIT_CORE = [0, "),
+        "{stderr}"
+    );
+}

@@ -8,6 +8,7 @@
 pub mod ini;
 pub mod keys;
 pub mod reference;
+pub mod rlimits;
 pub mod types;
 
 use std::collections::BTreeMap;
