@@ -265,7 +265,7 @@ settings! {
     /// From address of notification mails.
     from_addr: String = Some("Koji Build System <buildsys@example.com>"), secret false, containers "";
     /// Comma-separated addresses that get error log records by mail.
-    admin_emails: Option<String> = None, secret false, containers "";
+    admin_emails: Option<String> = None, secret false, containers "Accepted; error log records are not mailed yet.";
     /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (unset means WARNING).
     log_level: Option<LogLevel> = None, secret false, containers "";
     /// SSL login certificate, PEM with the key (default `/etc/kojid/client.crt` if that file exists).
