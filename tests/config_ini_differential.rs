@@ -133,6 +133,35 @@ fn byte_level_cases_read_like_python() {
             "whitespace_only_lines_in_value",
             b"[kojid]\nkey = a\n   \n  b\n",
         ),
+        // Characters that are special to rust-ini but plain to Python.
+        (
+            "backslashes",
+            b"[kojid]\npath = C:\\dir\\\nnext = 2\nk\\=x : 1\nv = a\\\n  \\b\\\n\\lead = \\\\\n",
+        ),
+        ("backslash_in_header", b"[a\\]\nk = 1\n[b\\] x\\]\nk = 2\n"),
+        ("bracket_key", b"[kojid]\n[a = 1\n[b] = 2\nc = 3\n[]=4\n"),
+        (
+            "quotes",
+            b"[kojid]\na = \"quoted\"\nb = 'single' tail\nc = \"open\n  more\"\n",
+        ),
+        (
+            "empty_first_line",
+            b"[kojid]\na =\n\n  x\n\n  y\nb:\n# c\n\n\t z\nc =\n\n",
+        ),
+        (
+            "separators_around_delimiter",
+            b"[kojid]\na\x1c = \x1f b\x1d\nc \x1e: \x1c\n  \x1fd\x1f\n",
+        ),
+        ("nameless_twice", b"[kojid]\n= a\nfoo\n= b\n"),
+        ("nameless_then_duplicate", b"[kojid]\n= a\nb = 1\nb = 2\n"),
+        (
+            "header_spaces_and_junk",
+            b"[ s ]\nk = 1\n[s] junk = 2\nk = 2\n[ DEFAULT ]\nk = 3\n",
+        ),
+        (
+            "inline_comment_chars",
+            b"[kojid]\na = 1 ; not a comment\nb = # x\n  ; dropped\n  c # kept\n",
+        ),
     ];
     let mut groups = Vec::new();
     for (name, bytes) in cases {
@@ -239,6 +268,66 @@ fn generated_files_read_like_python() {
     assert!(
         errors > 40 && errors < 360,
         "{errors} of 400 generated files were errors"
+    );
+}
+
+/// Lines built from what rust-ini, which does the parsing, treats specially and Python does
+/// not: backslashes (escapes, `\` + newline), brackets, quotes, empty values continued on the
+/// next lines, comments between continuation lines.
+fn rust_ini_hazard_line_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("[kojid]".to_string()),
+        Just("[DEFAULT]".to_string()),
+        r"\[[a-b\\\] ]{1,4}\][a-b \]]{0,3}",
+        Just("# comment".to_string()),
+        Just("  ; comment".to_string()),
+        Just(String::new()),
+        Just("[a = 1".to_string()),
+        r#"[a-cA-C\\\["']{1,3} ?[=:] ?[a-c\\"'\[\]=:]{0,4}"#,
+        "[a-c]{1,2} ?[=:]",
+        r#"[a-c\\"']{1,3}"#,
+        "= ?[a-c]?",
+    ]
+}
+
+fn rust_ini_hazard_file_strategy() -> impl Strategy<Value = String> {
+    let indent = prop_oneof![Just(""), Just(""), Just(" "), Just("  "), Just("\t")];
+    let ending = prop_oneof![Just("\n"), Just("\n"), Just("\r\n"), Just("\r")];
+    prop::collection::vec((indent, rust_ini_hazard_line_strategy(), ending), 0..14).prop_map(
+        |lines| {
+            lines
+                .into_iter()
+                .map(|(indent, line, ending)| format!("{indent}{line}{ending}"))
+                .collect()
+        },
+    )
+}
+
+/// Generated files full of what rust-ini reads differently from Python, so that the layer
+/// around it is checked where it matters most.
+#[test]
+fn generated_rust_ini_hazards_read_like_python() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = rust_ini_hazard_file_strategy();
+    let dir = tempfile::tempdir().unwrap();
+    let mut groups = Vec::new();
+    let mut texts = Vec::new();
+    for index in 0..300 {
+        let text = ValueTree::current(&strategy.new_tree(&mut runner).unwrap());
+        let path = dir.path().join(format!("hazard-{index}.conf"));
+        std::fs::write(&path, &text).unwrap();
+        groups.push(vec![path]);
+        texts.push(text);
+    }
+    let python = python_read(&groups);
+    let mut errors = 0;
+    for ((group, text), expected) in groups.iter().zip(&texts).zip(&python) {
+        errors += usize::from(expected.get("error").is_some());
+        pretty_assertions::assert_eq!(&rust_read(group), expected, "input: {:?}", text);
+    }
+    assert!(
+        errors > 30 && errors < 270,
+        "{errors} of 300 generated files were errors"
     );
 }
 

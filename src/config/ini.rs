@@ -1,17 +1,84 @@
-//! A reader for INI text that follows Python 3's `configparser.RawConfigParser` line by line, as
-//! kojid uses it (`strict=True`, no interpolation, `=`/`:` delimiters, full-line `#`/`;`
-//! comments, empty lines kept inside values).
+//! A reader for INI text with Python 3's `configparser.RawConfigParser` grammar, as kojid uses
+//! it (`strict=True`, no interpolation, `=`/`:` delimiters, full-line `#`/`;` comments, empty
+//! lines kept inside values). The parsing is done by `rust-ini` (library `ini`); this module is
+//! the layer that makes its grammar Python's. `tests/config_ini_differential.rs` holds the
+//! result to Python's own reader, on a corpus, byte-level cases and generated files.
 //!
-//! Neither `rust-ini` nor `configparser` can be configured into Python's grammar: both treat
-//! any indented line as a continuation (Python compares indentation with the option's own),
-//! keep comment lines inside continued values, split `[a] b]` differently, know nothing of
-//! lone `\r` line ends, and report no line numbers for values. Operators point this worker at
-//! files kojid already accepts, so exactness wins; the differential tests in
-//! `tests/config_ini_differential.rs` hold this module to Python's behaviour.
+//! # What rust-ini does
+//!
+//! `ini::Ini::load_from_str_opt` with `RUST_INI_OPTIONS` (below) reads every `[name]` header,
+//! splits every option line at its first `=` or `:`, trims key and value, joins indented
+//! continuation lines to their value with `\n`, keeps blank lines inside a value and drops
+//! trailing ones, and groups the options under their sections in file order. It keeps a
+//! section or option written twice as two entries, which is what lets the layer report
+//! duplicates the way Python does.
+//!
+//! # What the layer does before (`Layout`)
+//!
+//! rust-ini's grammar differs from Python's in ways no `ParseOption` changes, so the layer
+//! reads the file line by line first and hands rust-ini a re-laid-out text in which every
+//! line means to rust-ini what it means to Python. A line map keeps the file line of each
+//! header and option, so entries and errors name the line they were written on.
+//!
+//! - Line ends: Python's text mode ends lines at `\r\n`, `\r` and `\n`; rust-ini knows only
+//!   `\n` and fails on a lone `\r`. The layer splits lines itself.
+//! - Byte order mark: Python does not skip one, so `\u{feff}[kojid]` is text before the first
+//!   header. The layer reports that with a hint about the BOM.
+//! - Which line continues a value. Python continues the current option with any line indented
+//!   deeper than the option's own line (by Python's idea of whitespace, which includes
+//!   U+00A0 and U+001C..U+001F), never right after a header or a nameless `= v` line; rust-ini
+//!   continues with any line that starts with a space or tab, whatever the option's indent.
+//!   This rule depends on the indent of the option line, so it cannot be given to rust-ini:
+//!   the layer owns it, and writes continuation lines with one leading space and every other
+//!   line flush left. This is why the layer must recognise headers and option lines too.
+//! - Comment lines: Python drops a `#`/`;` line wherever it stands, even inside a continued
+//!   value, and indented ones too; rust-ini ends the value there (or, indented, reads the
+//!   comment as a key). The layer leaves them out.
+//! - Blank lines are given to rust-ini only where Python adds them to a value.
+//! - Headers: Python's header runs from the first `[` to the last `]` of the line and the rest
+//!   of the line is ignored (`[a] x]` is `a] x`, `[a] junk` is `a`); rust-ini stops at the
+//!   first `]` and reads what follows as a key. The layer cuts the line after the last `]`
+//!   and escapes the `]`s inside the name.
+//! - Backslashes: even with escapes off, rust-ini treats `\` + newline as a line continuation
+//!   and lets a backslash hide the next `=`, `:` or `]`; to Python a backslash is an ordinary
+//!   character. With escapes on, `\\` is one literal backslash, so the layer doubles every
+//!   backslash and rust-ini reads them literally. The same escape writes a key that starts
+//!   with `[` (`[a = 1` is the option `[a` to Python; rust-ini would take it for a header).
+//! - Lines Python rejects without stopping (no `=` or `:`, or nothing before it) are left out
+//!   and collected, all of them, as Python does; rust-ini would glue a line without a
+//!   delimiter to the next line's key, and it stops at the first `= v` line. A nameless
+//!   option still takes part in Python's duplicate check, so its line is kept for the replay.
+//! - Text before the first header: Python raises `MissingSectionHeaderError` at once, while
+//!   rust-ini puts it in a "general section". The layer raises the error.
+//!
+//! # What the layer does after (`replay`)
+//!
+//! rust-ini's sections and options, zipped with the lines the layout recorded, are replayed
+//! in file order the way Python's `_read` treats each header and option:
+//!
+//! - a section or option written twice in one file is `DuplicateSectionError` /
+//!   `DuplicateOptionError` at the second occurrence (repeats across files override);
+//! - keys are lower-cased (`optionxform`), section names stay case-sensitive;
+//! - `[DEFAULT]` fills the defaults and may appear more than once; its options are still
+//!   checked for duplicates;
+//! - section names are taken from the header line as Python reads it, because rust-ini trims
+//!   them (`[ s ]` is ` s ` to Python); the replay checks that rust-ini's name is that one
+//!   trimmed;
+//! - Python's `str.strip` also removes U+001C..U+001F, which Rust's `trim` keeps: the
+//!   replay finishes trimming the end of keys and the start of values;
+//! - rust-ini drops the newlines at the start of a value (`key =` followed by indented
+//!   lines), Python keeps them (`"\na\nb"`); the layout counted them, the replay puts them
+//!   back.
+//!
+//! If rust-ini ever read the re-laid-out text differently from the layout (a count or a name
+//! that does not match), the file is rejected with a `ParsingError` that says so rather than
+//! guessed at.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use ::ini::{Ini, ParseOption};
 
 /// The section whose options Python merges into every other section.
 pub const DEFAULT_SECTION: &str = "DEFAULT";
@@ -71,7 +138,9 @@ impl IniDocument {
     /// for each file of a list: later files override earlier ones, and duplicates are only
     /// errors within one file.
     pub fn read_str(&mut self, text: &str, file: &Path) -> Result<(), IniError> {
-        Reader::new(self, file).read(text)
+        let layout = Layout::of(text, file)?;
+        let events = layout.events(file)?;
+        Reader::new(self, file).replay(&layout, events)
     }
 }
 
@@ -177,12 +246,304 @@ fn section_header(value: &str) -> Option<&str> {
     Some(&rest[..close])
 }
 
-/// Python's `OPTCRE`: the key runs to the first `=` or `:`.
-fn option_line(value: &str) -> Option<(&str, &str)> {
-    let split = value.find(['=', ':'])?;
-    let key = value[..split].trim_end_matches(py_isspace);
-    let val = py_strip(&value[split + 1..]);
-    Some((key, val))
+/// How rust-ini is asked to read the text the layout writes. Quotes are plain characters to
+/// Python; escapes are on only because the layout writes every literal backslash as `\\`
+/// (and `\]`, `\[` where a bracket must not end a header or start one); indented lines
+/// continue a value; keys are written flush left, so their leading whitespace never matters.
+const RUST_INI_OPTIONS: ParseOption = ParseOption {
+    enabled_quote: false,
+    enabled_escape: true,
+    enabled_indented_mutiline_value: true,
+    enabled_preserve_key_leading_whitespace: false,
+};
+
+/// Writes text so that rust-ini, with escapes on, reads every backslash as itself.
+fn escape_backslashes(text: &str) -> String {
+    text.replace('\\', "\\\\")
+}
+
+/// A `[header]` line: the name exactly as Python reads it.
+struct HeaderLine {
+    name: String,
+    line: usize,
+}
+
+/// An option line given to rust-ini.
+struct OptionLine {
+    line: usize,
+    /// How many newlines Python's value starts with and rust-ini's does not: when the key's
+    /// own line has no value, one for it and one for each blank line before the first
+    /// continuation line.
+    leading_newlines: usize,
+}
+
+/// The option Python would continue with the next deeper-indented line.
+struct Continued {
+    /// Index into `Layout::options`.
+    index: usize,
+    /// While the value is still empty (nothing after the delimiter and no continuation line
+    /// yet), the blank lines seen since the key.
+    blank_lines_while_empty: Option<usize>,
+}
+
+/// The file as Python splits it into lines, and the text written for rust-ini from it.
+struct Layout<'t> {
+    lines: Vec<&'t str>,
+    /// The text rust-ini reads.
+    text: String,
+    /// For each line of `text`, the file line it was written from.
+    line_map: Vec<usize>,
+    headers: Vec<HeaderLine>,
+    options: Vec<OptionLine>,
+    /// Lines `= value`: options without a name, which rust-ini cannot represent but which
+    /// still count in Python's duplicate check.
+    nameless: Vec<usize>,
+    /// Lines Python rejects at the end of the file, in order.
+    bad_lines: Vec<BadLine>,
+}
+
+impl<'t> Layout<'t> {
+    fn of(text: &'t str, file: &Path) -> Result<Self, IniError> {
+        let mut layout = Layout {
+            lines: universal_lines(text),
+            text: String::with_capacity(text.len() + 16),
+            line_map: Vec::new(),
+            headers: Vec::new(),
+            options: Vec::new(),
+            nameless: Vec::new(),
+            bad_lines: Vec::new(),
+        };
+        let mut in_section = false;
+        let mut current: Option<Continued> = None;
+        let mut indent_level = 0usize;
+        for index in 0..layout.lines.len() {
+            let line = layout.lines[index];
+            let lineno = index + 1;
+            let stripped = py_strip(line);
+            if stripped.starts_with(['#', ';']) {
+                continue;
+            }
+            if stripped.is_empty() {
+                // Python adds a blank line to the value being read; the join drops trailing
+                // ones, and so does rust-ini.
+                if let Some(continued) = current.as_mut() {
+                    if let Some(blank) = continued.blank_lines_while_empty.as_mut() {
+                        *blank += 1;
+                    }
+                    layout.push(String::new(), lineno);
+                }
+                continue;
+            }
+            let indent = line.chars().take_while(|c| py_isspace(*c)).count();
+            if let Some(continued) = current.as_mut()
+                && indent > indent_level
+            {
+                if let Some(blank) = continued.blank_lines_while_empty.take() {
+                    layout.options[continued.index].leading_newlines = blank + 1;
+                }
+                layout.push(format!(" {}", escape_backslashes(stripped)), lineno);
+                continue;
+            }
+            indent_level = indent;
+            if let Some(name) = section_header(stripped) {
+                // Anything after the last `]` is ignored by Python and left out here.
+                let escaped = escape_backslashes(name).replace(']', "\\]");
+                layout.push(format!("[{escaped}]"), lineno);
+                layout.headers.push(HeaderLine {
+                    name: name.to_string(),
+                    line: lineno,
+                });
+                in_section = true;
+                current = None;
+                continue;
+            }
+            if !in_section {
+                let hint = if line.starts_with('\u{feff}') {
+                    "the file starts with a UTF-8 byte order mark, which kojid's parser does not skip; save the file without a BOM"
+                } else {
+                    "text before the first [section] header; start the file with [kojid]"
+                };
+                return Err(IniError {
+                    kind: IniErrorKind::MissingSectionHeaderError,
+                    file: file.to_path_buf(),
+                    lines: vec![BadLine {
+                        line: lineno,
+                        text: line.to_string(),
+                        reason: hint.to_string(),
+                    }],
+                });
+            }
+            // Python's `OPTCRE`: the key runs to the first `=` or `:`. `stripped` starts
+            // with neither whitespace nor a comment character.
+            match stripped.find(['=', ':']) {
+                None => layout.bad_lines.push(BadLine {
+                    line: lineno,
+                    text: line.to_string(),
+                    reason: "line has no `=` or `:` delimiter; write `name = value`, indent it to continue the previous value, or start it with # to comment it out".to_string(),
+                }),
+                Some(0) => {
+                    layout.bad_lines.push(BadLine {
+                        line: lineno,
+                        text: line.to_string(),
+                        reason: "option without a name; write `name = value`".to_string(),
+                    });
+                    layout.nameless.push(lineno);
+                    // Python never continues a nameless option.
+                    current = None;
+                }
+                Some(split) => {
+                    let mut written = escape_backslashes(stripped);
+                    if stripped.starts_with('[') {
+                        // Not a header to Python (no closing `]`): a key starting with `[`.
+                        written.insert(0, '\\');
+                    }
+                    layout.push(written, lineno);
+                    layout.options.push(OptionLine {
+                        line: lineno,
+                        leading_newlines: 0,
+                    });
+                    current = Some(Continued {
+                        index: layout.options.len() - 1,
+                        blank_lines_while_empty: py_strip(&stripped[split + 1..])
+                            .is_empty()
+                            .then_some(0),
+                    });
+                }
+            }
+        }
+        Ok(layout)
+    }
+
+    fn push(&mut self, line: String, lineno: usize) {
+        self.text.push_str(&line);
+        self.text.push('\n');
+        self.line_map.push(lineno);
+    }
+
+    fn text_of(&self, line: usize) -> &str {
+        self.lines.get(line.wrapping_sub(1)).copied().unwrap_or("")
+    }
+
+    /// An error for a place where rust-ini read the laid-out text other than the layout
+    /// meant; it would be a bug here, and the file is refused rather than misread.
+    fn disagreement(&self, file: &Path, line: usize, what: &str) -> IniError {
+        IniError {
+            kind: IniErrorKind::ParsingError,
+            file: file.to_path_buf(),
+            lines: vec![BadLine {
+                line,
+                text: self.text_of(line).to_string(),
+                reason: format!(
+                    "rust-ini read this line differently from Python's grammar ({what}); this is a bug in koji-adjutant, please report it with the file"
+                ),
+            }],
+        }
+    }
+
+    /// Runs rust-ini on the laid-out text and pairs what it read with the file lines, in
+    /// file order, with the nameless options put back in their place.
+    fn events(&self, file: &Path) -> Result<Vec<Event>, IniError> {
+        let ini = Ini::load_from_str_opt(&self.text, RUST_INI_OPTIONS).map_err(|err| {
+            let line = self
+                .line_map
+                .get(err.line.wrapping_sub(1))
+                .copied()
+                .unwrap_or(0);
+            self.disagreement(file, line, &err.msg)
+        })?;
+        let mut headers = self.headers.iter();
+        let mut options = self.options.iter();
+        let last_line = self.lines.len();
+        let mut events = Vec::with_capacity(self.headers.len() + self.options.len());
+        for (name, properties) in &ini {
+            let Some(name) = name else {
+                // rust-ini's "general section" always exists; the layout gives it nothing.
+                if let Some((key, _)) = properties.iter().next() {
+                    return Err(self.disagreement(
+                        file,
+                        1,
+                        &format!("key {key:?} outside a section"),
+                    ));
+                }
+                continue;
+            };
+            let Some(header) = headers.next() else {
+                return Err(self.disagreement(
+                    file,
+                    last_line,
+                    &format!("an extra section [{name}]"),
+                ));
+            };
+            if name != header.name.trim() {
+                return Err(self.disagreement(
+                    file,
+                    header.line,
+                    &format!("section name {name:?}"),
+                ));
+            }
+            events.push(Event::Header {
+                name: header.name.clone(),
+                line: header.line,
+            });
+            for (key, value) in properties.iter() {
+                let Some(option) = options.next() else {
+                    return Err(self.disagreement(
+                        file,
+                        last_line,
+                        &format!("an extra key {key:?}"),
+                    ));
+                };
+                let value = value.trim_start_matches(py_isspace);
+                let mut full = "\n".repeat(if value.is_empty() {
+                    0
+                } else {
+                    option.leading_newlines
+                });
+                full.push_str(value);
+                events.push(Event::Option {
+                    key: key.trim_end_matches(py_isspace).to_lowercase(),
+                    value: full,
+                    line: option.line,
+                });
+            }
+        }
+        if let Some(header) = headers.next() {
+            return Err(self.disagreement(file, header.line, "a missing section"));
+        }
+        if let Some(option) = options.next() {
+            return Err(self.disagreement(file, option.line, "a missing option"));
+        }
+        events.extend(self.nameless.iter().map(|&line| Event::Nameless { line }));
+        events.sort_by_key(Event::line);
+        Ok(events)
+    }
+}
+
+/// What Python's `_read` reacts to, in file order.
+enum Event {
+    Header {
+        name: String,
+        line: usize,
+    },
+    Option {
+        key: String,
+        value: String,
+        line: usize,
+    },
+    /// `= value`: already a parsing error, but a second one in a section is a duplicate.
+    Nameless {
+        line: usize,
+    },
+}
+
+impl Event {
+    fn line(&self) -> usize {
+        match self {
+            Event::Header { line, .. } | Event::Option { line, .. } | Event::Nameless { line } => {
+                *line
+            }
+        }
+    }
 }
 
 enum Cursor {
@@ -213,138 +574,84 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn read(mut self, text: &str) -> Result<(), IniError> {
+    /// Applies one file's events as Python's `_read` does: a section or option seen twice in
+    /// this file stops the read at once; the rejected lines are reported together at the end.
+    fn replay(mut self, layout: &Layout<'_>, events: Vec<Event>) -> Result<(), IniError> {
         let mut added_sections: HashSet<String> = HashSet::new();
         let mut added_options: HashSet<(String, String)> = HashSet::new();
         let mut cursor = Cursor::None;
         let mut section_name = String::new();
-        // The option being continued, with its value lines; the key "" (a line like
-        // `= x`) is stored but never continued, as in Python.
-        let mut current: Option<(String, usize, Vec<String>)> = None;
-        let mut indent_level = 0usize;
-        let mut bad_lines: Vec<BadLine> = Vec::new();
-
-        for (index, line) in universal_lines(text).into_iter().enumerate() {
-            let lineno = index + 1;
-            let stripped = py_strip(line);
-            let is_comment = stripped.starts_with('#') || stripped.starts_with(';');
-            if stripped.is_empty() || is_comment {
-                // Python keeps blank (not comment) lines inside a value; trailing ones are
-                // stripped when the value is joined.
-                if !is_comment
-                    && let Some((key, _, lines)) = current.as_mut()
-                    && !key.is_empty()
-                {
-                    lines.push(String::new());
-                }
-                continue;
-            }
-            let indent = line.chars().take_while(|c| py_isspace(*c)).count();
-            if let Some((key, _, lines)) = current.as_mut()
-                && !key.is_empty()
-                && !matches!(cursor, Cursor::None)
-                && indent > indent_level
-            {
-                lines.push(stripped.to_string());
-                continue;
-            }
-            indent_level = indent;
-            if let Some(header) = section_header(stripped) {
-                self.flush(&cursor, current.take());
-                if header == DEFAULT_SECTION {
-                    cursor = Cursor::Defaults;
-                } else {
-                    if self.document.section(header).is_some() {
-                        if added_sections.contains(header) {
-                            return Err(self.error(
-                                IniErrorKind::DuplicateSectionError,
-                                lineno,
-                                line,
-                                format!(
-                                    "section [{header}] appears twice in this file; merge the two sections into one"
-                                ),
-                            ));
-                        }
+        for event in events {
+            match event {
+                Event::Header { name, line } => {
+                    if name == DEFAULT_SECTION {
+                        cursor = Cursor::Defaults;
                     } else {
-                        self.document.sections.push(IniSection {
-                            name: header.to_string(),
-                            file: self.file.to_path_buf(),
-                            line: lineno,
-                            entries: Vec::new(),
-                        });
+                        if self.document.section(&name).is_some() {
+                            if added_sections.contains(&name) {
+                                return Err(self.error(
+                                    IniErrorKind::DuplicateSectionError,
+                                    line,
+                                    layout.text_of(line),
+                                    format!(
+                                        "section [{name}] appears twice in this file; merge the two sections into one"
+                                    ),
+                                ));
+                            }
+                        } else {
+                            self.document.sections.push(IniSection {
+                                name: name.clone(),
+                                file: self.file.to_path_buf(),
+                                line,
+                                entries: Vec::new(),
+                            });
+                        }
+                        added_sections.insert(name.clone());
+                        cursor = Cursor::Section(name.clone());
                     }
-                    added_sections.insert(header.to_string());
-                    cursor = Cursor::Section(header.to_string());
+                    section_name = name;
                 }
-                section_name = header.to_string();
-                continue;
-            }
-            if matches!(cursor, Cursor::None) {
-                let hint = if line.starts_with('\u{feff}') {
-                    "the file starts with a UTF-8 byte order mark, which kojid's parser does not skip; save the file without a BOM"
-                } else {
-                    "text before the first [section] header; start the file with [kojid]"
-                };
-                return Err(self.error(
-                    IniErrorKind::MissingSectionHeaderError,
-                    lineno,
-                    line,
-                    hint.to_string(),
-                ));
-            }
-            match option_line(stripped) {
-                Some((raw_key, value)) => {
-                    self.flush(&cursor, current.take());
-                    if raw_key.is_empty() {
-                        bad_lines.push(BadLine {
-                            line: lineno,
-                            text: line.to_string(),
-                            reason: "option without a name; write `name = value`".to_string(),
-                        });
-                    }
-                    let key = raw_key.to_lowercase();
+                Event::Option { .. } | Event::Nameless { .. } => {
+                    let (key, line) = match &event {
+                        Event::Option { key, line, .. } => (key.clone(), *line),
+                        _ => (String::new(), event.line()),
+                    };
                     if !added_options.insert((section_name.clone(), key.clone())) {
                         return Err(self.error(
                             IniErrorKind::DuplicateOptionError,
-                            lineno,
                             line,
+                            layout.text_of(line),
                             format!(
                                 "option {key:?} is set twice in section [{section_name}] of this file; keep one of them"
                             ),
                         ));
                     }
-                    current = Some((key, lineno, vec![value.to_string()]));
+                    if let Event::Option { key, value, line } = event {
+                        self.store(
+                            &cursor,
+                            IniEntry {
+                                key,
+                                value,
+                                file: self.file.to_path_buf(),
+                                line,
+                            },
+                        );
+                    }
                 }
-                None => bad_lines.push(BadLine {
-                    line: lineno,
-                    text: line.to_string(),
-                    reason: "line has no `=` or `:` delimiter; write `name = value`, indent it to continue the previous value, or start it with # to comment it out".to_string(),
-                }),
             }
         }
-        self.flush(&cursor, current.take());
-        if bad_lines.is_empty() {
+        if layout.bad_lines.is_empty() {
             Ok(())
         } else {
             Err(IniError {
                 kind: IniErrorKind::ParsingError,
                 file: self.file.to_path_buf(),
-                lines: bad_lines,
+                lines: layout.bad_lines.clone(),
             })
         }
     }
 
-    fn flush(&mut self, cursor: &Cursor, option: Option<(String, usize, Vec<String>)>) {
-        let Some((key, line, lines)) = option else {
-            return;
-        };
-        let value = lines.join("\n").trim_end_matches(py_isspace).to_string();
-        let entry = IniEntry {
-            key,
-            value,
-            file: self.file.to_path_buf(),
-            line,
-        };
+    fn store(&mut self, cursor: &Cursor, entry: IniEntry) {
         match cursor {
             Cursor::None => {}
             Cursor::Defaults => match self
@@ -399,6 +706,59 @@ mod tests {
         assert_eq!(section_header("[a] junk"), Some("a"));
         assert_eq!(section_header("[]"), None);
         assert_eq!(section_header("[]]"), Some("]"));
+    }
+
+    fn laid_out(text: &str) -> String {
+        Layout::of(text, Path::new("test.conf")).unwrap().text
+    }
+
+    #[test]
+    fn the_layout_marks_continuations_by_the_options_own_indent() {
+        // rust-ini would continue `b` with ` c = 3`; Python reads it as an option because it
+        // is not indented deeper than `b`.
+        assert_eq!(
+            laid_out("[s]\n a = 1\n   more\n b = 2\n c = 3\n"),
+            "[s]\na = 1\n more\nb = 2\nc = 3\n"
+        );
+    }
+
+    #[test]
+    fn the_layout_drops_comments_and_rejected_lines_and_escapes_for_rust_ini() {
+        assert_eq!(
+            laid_out("[a] x] junk\nk\\ = v\\\n  # c\n  w\nnope\n[b = 1\n= v\n"),
+            "[a\\] x]\nk\\\\ = v\\\\\n w\n\\[b = 1\n"
+        );
+    }
+
+    #[test]
+    fn rust_ini_reads_the_layout_as_python_reads_the_file() {
+        let doc = parse("[a] x]\nk\\ = v\\\n  # c\n  w\n[b = 1\n").unwrap();
+        let section = doc.section("a] x").unwrap();
+        assert_eq!(section.get("k\\").unwrap().value, "v\\\nw");
+        assert_eq!(section.get("[b").unwrap().line, 5);
+    }
+
+    #[test]
+    fn a_value_that_starts_on_the_next_line_keeps_its_leading_newlines() {
+        let doc = parse("[s]\na =\n\n  x\n  y\nb =\nc =\n\n").unwrap();
+        let section = doc.section("s").unwrap();
+        assert_eq!(section.get("a").unwrap().value, "\n\nx\ny");
+        assert_eq!(section.get("b").unwrap().value, "");
+        assert_eq!(section.get("c").unwrap().value, "");
+    }
+
+    #[test]
+    fn section_names_keep_their_spaces_and_keys_lose_pythons_separators() {
+        let doc = parse("[ s ]\nKey\u{1c} =\u{1f} v\n").unwrap();
+        let entry = doc.section(" s ").unwrap().get("key").unwrap();
+        assert_eq!(entry.value, "v");
+    }
+
+    #[test]
+    fn a_second_nameless_option_is_a_duplicate_as_in_python() {
+        let err = parse("[s]\n= a\nfoo\n= b\n").unwrap_err();
+        assert_eq!(err.kind, IniErrorKind::DuplicateOptionError);
+        assert_eq!(err.lines[0].line, 4);
     }
 
     #[test]
