@@ -20,8 +20,10 @@
 //! line means to rust-ini what it means to Python. A line map keeps the file line of each
 //! header and option, so entries and errors name the line they were written on.
 //!
-//! - Line ends: Python's text mode ends lines at `\r\n`, `\r` and `\n`; rust-ini knows only
-//!   `\n` and fails on a lone `\r`. The layer splits lines itself.
+//! - Line ends: Python's text mode ends lines at `\r\n`, `\r` and `\n`. rust-ini is not
+//!   consistent about `\r` (inside a continued value each `\r\n` becomes two newlines, and a
+//!   lone `\r` on a blank line after a value is an error). The layer splits lines itself and
+//!   gives rust-ini `\n` only.
 //! - Byte order mark: Python does not skip one, so `\u{feff}[kojid]` is text before the first
 //!   header. The layer reports that with a hint about the BOM.
 //! - Which line continues a value. Python continues the current option with any line indented
@@ -611,32 +613,19 @@ impl<'a> Reader<'a> {
                     }
                     section_name = name;
                 }
-                Event::Option { .. } | Event::Nameless { .. } => {
-                    let (key, line) = match &event {
-                        Event::Option { key, line, .. } => (key.clone(), *line),
-                        _ => (String::new(), event.line()),
+                Event::Option { key, value, line } => {
+                    self.check_duplicate(&mut added_options, &section_name, &key, line, layout)?;
+                    let entry = IniEntry {
+                        key,
+                        value,
+                        file: self.file.to_path_buf(),
+                        line,
                     };
-                    if !added_options.insert((section_name.clone(), key.clone())) {
-                        return Err(self.error(
-                            IniErrorKind::DuplicateOptionError,
-                            line,
-                            layout.text_of(line),
-                            format!(
-                                "option {key:?} is set twice in section [{section_name}] of this file; keep one of them"
-                            ),
-                        ));
-                    }
-                    if let Event::Option { key, value, line } = event {
-                        self.store(
-                            &cursor,
-                            IniEntry {
-                                key,
-                                value,
-                                file: self.file.to_path_buf(),
-                                line,
-                            },
-                        );
-                    }
+                    self.store(&cursor, entry);
+                }
+                // Python stores it under the key "", but the file is a ParsingError anyway.
+                Event::Nameless { line } => {
+                    self.check_duplicate(&mut added_options, &section_name, "", line, layout)?;
                 }
             }
         }
@@ -649,6 +638,28 @@ impl<'a> Reader<'a> {
                 lines: layout.bad_lines.clone(),
             })
         }
+    }
+
+    /// Python's `strict` check: an option may be set once per section name in one file.
+    fn check_duplicate(
+        &self,
+        added_options: &mut HashSet<(String, String)>,
+        section_name: &str,
+        key: &str,
+        line: usize,
+        layout: &Layout<'_>,
+    ) -> Result<(), IniError> {
+        if added_options.insert((section_name.to_string(), key.to_string())) {
+            return Ok(());
+        }
+        Err(self.error(
+            IniErrorKind::DuplicateOptionError,
+            line,
+            layout.text_of(line),
+            format!(
+                "option {key:?} is set twice in section [{section_name}] of this file; keep one of them"
+            ),
+        ))
     }
 
     fn store(&mut self, cursor: &Cursor, entry: IniEntry) {
