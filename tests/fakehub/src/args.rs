@@ -21,11 +21,27 @@ pub struct Signature {
 }
 
 impl Signature {
-    pub const fn new(function: &'static str, params: &'static [&'static str], required: usize) -> Self {
-        Self { function, params, required, varargs: false, varkw: false }
+    pub const fn new(
+        function: &'static str,
+        params: &'static [&'static str],
+        required: usize,
+    ) -> Self {
+        Self {
+            function,
+            params,
+            required,
+            varargs: false,
+            varkw: false,
+        }
     }
     pub const fn varargs(function: &'static str) -> Self {
-        Self { function, params: &[], required: 0, varargs: true, varkw: false }
+        Self {
+            function,
+            params: &[],
+            required: 0,
+            varargs: true,
+            varkw: false,
+        }
     }
     pub const fn with_varkw(mut self) -> Self {
         self.varkw = true;
@@ -42,7 +58,11 @@ pub struct BoundArgs {
 }
 
 fn plural(count: usize, word: &str) -> String {
-    if count == 1 { format!("{count} {word}") } else { format!("{count} {word}s") }
+    if count == 1 {
+        format!("{count} {word}")
+    } else {
+        format!("{count} {word}s")
+    }
 }
 
 pub fn bind(
@@ -62,7 +82,11 @@ pub fn bind(
                 let takes = if sig.required == sig.params.len() {
                     plural(sig.params.len(), "positional argument")
                 } else {
-                    format!("from {} to {} positional arguments", sig.required, sig.params.len())
+                    format!(
+                        "from {} to {} positional arguments",
+                        sig.required,
+                        sig.params.len()
+                    )
                 };
                 let verb = if given == 1 { "was" } else { "were" };
                 return Err(HubFault::parameter(format!(
@@ -103,7 +127,9 @@ pub fn bind(
         let list = match quoted.len() {
             1 => quoted.join(""),
             _ => {
-                let (last, rest) = quoted.split_last().map_or((String::new(), &[][..]), |(l, r)| (l.clone(), r));
+                let (last, rest) = quoted
+                    .split_last()
+                    .map_or((String::new(), &[][..]), |(l, r)| (l.clone(), r));
                 format!("{} and {last}", rest.join(", "))
             }
         };
@@ -132,18 +158,24 @@ impl BoundArgs {
     pub fn int(&self, name: &str) -> Result<i64, HubFault> {
         match self.get(name) {
             Some(value) => as_int(value).ok_or_else(|| type_error(name, "int", value)),
-            None => Err(HubFault::parameter(format!("{name} must be an int, got None"))),
+            None => Err(HubFault::parameter(format!(
+                "{name} must be an int, got None"
+            ))),
         }
     }
 
     pub fn opt_int(&self, name: &str) -> Result<Option<i64>, HubFault> {
-        self.get(name).map(|v| as_int(v).ok_or_else(|| type_error(name, "int", v))).transpose()
+        self.get(name)
+            .map(|v| as_int(v).ok_or_else(|| type_error(name, "int", v)))
+            .transpose()
     }
 
     pub fn float(&self, name: &str) -> Result<f64, HubFault> {
         match self.get(name) {
             Some(value) => as_f64(value).ok_or_else(|| type_error(name, "float", value)),
-            None => Err(HubFault::parameter(format!("{name} must be a number, got None"))),
+            None => Err(HubFault::parameter(format!(
+                "{name} must be a number, got None"
+            ))),
         }
     }
 
@@ -151,7 +183,9 @@ impl BoundArgs {
         match self.get(name) {
             Some(Value::String(text)) => Ok(text.clone()),
             Some(other) => Err(type_error(name, "str", other)),
-            None => Err(HubFault::parameter(format!("{name} must be a string, got None"))),
+            None => Err(HubFault::parameter(format!(
+                "{name} must be a string, got None"
+            ))),
         }
     }
 

@@ -42,10 +42,16 @@ pub struct RequestMeta {
 
 impl RequestMeta {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -112,9 +118,9 @@ impl HubState {
                 .ok_or_else(|| HubFault::plain("<class 'KeyError'>: 'HTTP_KOJI_SESSION_KEY'"))?
                 .to_owned();
             let callnum = match self.config.callnum_check {
-                CallnumCheck::Enforced => {
-                    meta.header("Koji-Session-Callnum").or_else(|| meta.header("Koji-Callnum"))
-                }
+                CallnumCheck::Enforced => meta
+                    .header("Koji-Session-Callnum")
+                    .or_else(|| meta.header("Koji-Callnum")),
                 CallnumCheck::AsVersion if self.config.version.reads_session_callnum_header() => {
                     meta.header("Koji-Session-Callnum")
                 }
@@ -140,7 +146,10 @@ impl HubState {
                 .find(|(n, _)| n == "session-key")
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| HubFault::auth("'session-key' not specified in session args"))?;
-            let callnum = session_query.iter().find(|(n, _)| n == "callnum").map(|(_, v)| v.clone());
+            let callnum = session_query
+                .iter()
+                .find(|(n, _)| n == "callnum")
+                .map(|(_, v)| v.clone());
             (parse_int_text(id_text, "session-id")?, key, callnum)
         };
         caller.session_id = Some(id);
@@ -158,13 +167,11 @@ impl HubState {
             .cloned()
             .ok_or_else(|| HubFault::auth("Invalid session or bad credentials"))?;
         let mut expired = session.expired;
-        if !expired {
-            if let Some(timeout) = timeout {
-                let cutoff = session.renew_ts.unwrap_or(session.start_ts) + timeout.as_secs_f64();
-                if now > cutoff {
-                    expired = true;
-                    self.expire_session_tree(id);
-                }
+        if !expired && let Some(timeout) = timeout {
+            let cutoff = session.renew_ts.unwrap_or(session.start_ts) + timeout.as_secs_f64();
+            if now > cutoff {
+                expired = true;
+                self.expire_session_tree(id);
             }
         }
         if expired && !AUTH_METHODS.contains(&method) {
@@ -178,7 +185,9 @@ impl HubState {
                     .map_err(|_| HubFault::auth(format!("Invalid callnum: '{text}'")))?;
                 if let Some(last) = session.callnum {
                     if last > callnum {
-                        return Err(HubFault::sequence(format!("{last} > {callnum} (session {id})")));
+                        return Err(HubFault::sequence(format!(
+                            "{last} > {callnum} (session {id})"
+                        )));
                     }
                     if last == callnum && !RETRY_WHITELIST.contains(&method) {
                         return Err(HubFault::retry(format!(
@@ -190,19 +199,23 @@ impl HubState {
             }
             None => None,
         };
-        caller.master = session.master;
         if expired {
-            // Only login/sslLogin get here: the renewal path, not logged in.
+            // Only login/sslLogin get here: the renewal path, not logged in. Like kojihub,
+            // nothing else of the session is loaded, not even `master` or `exclusive`.
             caller.snapshot = Some(session);
             return Ok(caller);
         }
+        caller.master = session.master;
         let user = self
             .users
             .get(&session.user_id)
             .cloned()
             .ok_or_else(|| HubFault::auth(format!("invalid user_id: {}", session.user_id)))?;
         if user.blocked {
-            return Err(HubFault::auth(format!("logins by {} are not allowed", user.name)));
+            return Err(HubFault::auth(format!(
+                "logins by {} are not allowed",
+                user.name
+            )));
         }
         if session.exclusive {
             caller.exclusive = true;
@@ -230,10 +243,10 @@ impl HubState {
 
     /// Remember the callnum of a call that changed data (kojihub commits it only then).
     pub fn commit_callnum(&mut self, caller: &Caller) {
-        if let (Some(id), Some(callnum)) = (caller.session_id, caller.callnum) {
-            if let Some(session) = self.sessions.get_mut(&id) {
-                session.callnum = Some(callnum);
-            }
+        if let (Some(id), Some(callnum)) = (caller.session_id, caller.callnum)
+            && let Some(session) = self.sessions.get_mut(&id)
+        {
+            session.callnum = Some(callnum);
         }
     }
 
@@ -321,7 +334,10 @@ impl HubState {
             .get(&user_id)
             .ok_or_else(|| HubFault::auth(format!("invalid user_id: {user_id}")))?;
         if user.blocked {
-            return Err(HubFault::auth(format!("logins by {} are not allowed", user.name)));
+            return Err(HubFault::auth(format!(
+                "logins by {} are not allowed",
+                user.name
+            )));
         }
         Ok(())
     }
@@ -422,7 +438,9 @@ impl HubState {
     }
 
     pub fn shared_session(&mut self, caller: &mut Caller) -> Result<Value, HubFault> {
-        let id = caller.session_id.ok_or_else(|| HubFault::auth("Not logged in"))?;
+        let id = caller
+            .session_id
+            .ok_or_else(|| HubFault::auth("Not logged in"))?;
         if let Some(row) = self.sessions.get_mut(&id) {
             row.exclusive = false;
         }
@@ -436,14 +454,24 @@ impl HubState {
         }
         let target = match args.opt_int("session_id")? {
             Some(other) if other != 0 => {
-                let is_admin = caller.user_id.and_then(|u| self.users.get(&u)).is_some_and(|u| u.admin);
-                let owns = self.sessions.get(&other).is_some_and(|s| Some(s.user_id) == caller.user_id);
+                let is_admin = caller
+                    .user_id
+                    .and_then(|u| self.users.get(&u))
+                    .is_some_and(|u| u.admin);
+                let owns = self
+                    .sessions
+                    .get(&other)
+                    .is_some_and(|s| Some(s.user_id) == caller.user_id);
                 if !is_admin && !owns {
-                    return Err(HubFault::not_allowed("only admins or owner may logout other session"));
+                    return Err(HubFault::not_allowed(
+                        "only admins or owner may logout other session",
+                    ));
                 }
                 other
             }
-            _ => caller.session_id.ok_or_else(|| HubFault::auth("Not logged in"))?,
+            _ => caller
+                .session_id
+                .ok_or_else(|| HubFault::auth("Not logged in"))?,
         };
         self.close_session_tree(target);
         if Some(target) == caller.session_id {
@@ -457,12 +485,12 @@ impl HubState {
             return Err(HubFault::auth("Not logged in"));
         }
         let child = args.int("session_id")?;
-        if let Some(session) = self.sessions.get_mut(&child) {
-            if session.master == caller.session_id {
-                session.expired = true;
-                session.exclusive = false;
-                session.closed = true;
-            }
+        if let Some(session) = self.sessions.get_mut(&child)
+            && session.master == caller.session_id
+        {
+            session.expired = true;
+            session.exclusive = false;
+            session.closed = true;
         }
         Ok(Value::Nil)
     }
@@ -472,8 +500,13 @@ impl HubState {
             return Err(HubFault::auth("Not logged in"));
         }
         let master = caller.master.or(caller.session_id);
-        let user_id = caller.user_id.ok_or_else(|| HubFault::auth("Not logged in"))?;
-        let authtype = caller.snapshot.as_ref().map_or(AUTHTYPE_NORMAL, |s| s.authtype);
+        let user_id = caller
+            .user_id
+            .ok_or_else(|| HubFault::auth("Not logged in"))?;
+        let authtype = caller
+            .snapshot
+            .as_ref()
+            .map_or(AUTHTYPE_NORMAL, |s| s.authtype);
         // A subsession is a new session: do not let create_session touch the caller's ids.
         let mut scratch = Caller::default();
         self.create_session(&mut scratch, user_id, authtype, master, false)
@@ -488,10 +521,20 @@ impl HubState {
         info.insert("authtype".into(), vint(session.authtype));
         info.insert("callnum".into(), vopt_int(session.callnum));
         // The column is TRUE or NULL, never FALSE.
-        info.insert("exclusive".into(), if session.exclusive { Value::Boolean(true) } else { Value::Nil });
+        info.insert(
+            "exclusive".into(),
+            if session.exclusive {
+                Value::Boolean(true)
+            } else {
+                Value::Nil
+            },
+        );
         info.insert("expired".into(), Value::Boolean(session.expired));
         info.insert("master".into(), vopt_int(session.master));
-        info.insert("renew_time".into(), session.renew_ts.map_or(Value::Nil, ts_str));
+        info.insert(
+            "renew_time".into(),
+            session.renew_ts.map_or(Value::Nil, ts_str),
+        );
         info.insert("renew_ts".into(), vopt_f64(session.renew_ts));
         info.insert("start_time".into(), ts_str(session.start_ts));
         info.insert("start_ts".into(), Value::Double(session.start_ts));
@@ -506,11 +549,18 @@ impl HubState {
     }
 
     pub fn get_logged_in_user(&self, caller: &Caller) -> Value {
-        let Some(user) = caller.user_id.filter(|_| caller.logged_in).and_then(|id| self.users.get(&id)) else {
+        let Some(user) = caller
+            .user_id
+            .filter(|_| caller.logged_in)
+            .and_then(|id| self.users.get(&id))
+        else {
             return Value::Nil;
         };
         vstruct([
-            ("authtype", vint(caller.snapshot.as_ref().map_or(0, |s| s.authtype))),
+            (
+                "authtype",
+                vint(caller.snapshot.as_ref().map_or(0, |s| s.authtype)),
+            ),
             ("id", vint(user.id)),
             ("krb_principals", Value::Array(Vec::new())),
             ("name", vstr(&user.name)),
@@ -523,7 +573,9 @@ impl HubState {
     pub fn assert_login(caller: &Caller) -> Result<i64, HubFault> {
         match (caller.logged_in, caller.user_id) {
             (true, Some(user_id)) => Ok(user_id),
-            _ => Err(HubFault::not_allowed("you must be logged in for this operation")),
+            _ => Err(HubFault::not_allowed(
+                "you must be logged in for this operation",
+            )),
         }
     }
 
@@ -543,6 +595,10 @@ impl HubState {
     }
 
     pub fn is_admin(&self, caller: &Caller) -> bool {
-        caller.logged_in && caller.user_id.and_then(|u| self.users.get(&u)).is_some_and(|u| u.admin)
+        caller.logged_in
+            && caller
+                .user_id
+                .and_then(|u| self.users.get(&u))
+                .is_some_and(|u| u.admin)
     }
 }

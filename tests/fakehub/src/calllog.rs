@@ -18,7 +18,11 @@ pub struct CallLog {
 
 impl Default for CallLog {
     fn default() -> Self {
-        Self { started: Instant::now(), next_xid: 1, records: Vec::new() }
+        Self {
+            started: Instant::now(),
+            next_xid: 1,
+            records: Vec::new(),
+        }
     }
 }
 
@@ -31,10 +35,16 @@ fn body_summary(body: &[u8]) -> Json {
     let engine = base64::engine::general_purpose::STANDARD;
     let mut summary = Map::new();
     summary.insert("len".into(), json!(body.len()));
-    summary.insert("sha256".into(), json!(sha.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+    summary.insert(
+        "sha256".into(),
+        json!(sha.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+    );
     summary.insert("adler32".into(), json!(format!("{:08x}", adler.checksum())));
     if body.len() > 64 * 1024 {
-        summary.insert("b64_head".into(), json!(engine.encode(body.get(..256).unwrap_or(body))));
+        summary.insert(
+            "b64_head".into(),
+            json!(engine.encode(body.get(..256).unwrap_or(body))),
+        );
         summary.insert("truncated".into(), json!(true));
     } else {
         summary.insert("b64".into(), json!(engine.encode(body)));
@@ -54,7 +64,9 @@ fn fault_of(body: &str) -> Json {
 
 impl CallLog {
     fn stamp(&self) -> (String, f64) {
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
         (now, self.started.elapsed().as_secs_f64())
     }
 
@@ -69,11 +81,20 @@ impl CallLog {
         let xid = self.next_xid;
         self.next_xid += 1;
         let (t, rel) = self.stamp();
-        let headers: Map<String, Json> = meta.headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+        let headers: Map<String, Json> = meta
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect();
         let query = if meta.query.is_empty() {
             Json::Null
         } else {
-            Json::Object(meta.query.iter().map(|(n, v)| (n.clone(), json!(v))).collect())
+            Json::Object(
+                meta.query
+                    .iter()
+                    .map(|(n, v)| (n.clone(), json!(v)))
+                    .collect(),
+            )
         };
         let is_xml = body_xml.is_some_and(|b| b.trim_start().starts_with('<'));
         self.records.push(json!({
@@ -106,7 +127,8 @@ impl CallLog {
         let (t, rel) = self.stamp();
         let text = String::from_utf8_lossy(body);
         let is_xml = text.trim_start().starts_with("<?xml");
-        let headers: Map<String, Json> = headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+        let headers: Map<String, Json> =
+            headers.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
         self.records.push(json!({
             "seq": self.records.len() + 1,
             "xid": xid,

@@ -23,8 +23,18 @@ pub struct MethodSpec {
     pub mutating: bool,
 }
 
-const fn spec(name: &'static str, signature: Signature, since: (u32, u32), mutating: bool) -> MethodSpec {
-    MethodSpec { name, signature, since, mutating }
+const fn spec(
+    name: &'static str,
+    signature: Signature,
+    since: (u32, u32),
+    mutating: bool,
+) -> MethodSpec {
+    MethodSpec {
+        name,
+        signature,
+        since,
+        mutating,
+    }
 }
 
 const S: fn(&'static str, &'static [&'static str], usize) -> Signature = Signature::new;
@@ -32,73 +42,284 @@ const S: fn(&'static str, &'static [&'static str], usize) -> Signature = Signatu
 fn methods() -> Vec<MethodSpec> {
     vec![
         spec("echo", Signature::varargs("echo"), (1, 0), false),
-        spec("getKojiVersion", S("getKojiVersion", &[], 0), (1, 23), false),
+        spec(
+            "getKojiVersion",
+            S("getKojiVersion", &[], 0),
+            (1, 23),
+            false,
+        ),
         spec("getAPIVersion", S("getAPIVersion", &[], 0), (1, 0), false),
-        spec("system.listMethods", S("system_listMethods", &[], 0), (1, 0), false),
-        spec("getLastEvent", S("getLastEvent", &["before", "strict"], 0), (1, 0), false),
-        spec("login", S("login", &["user", "password", "opts", "renew", "exclusive"], 2), (1, 0), true),
-        spec("sslLogin", S("sslLogin", &["proxyuser", "proxyauthtype", "renew", "exclusive"], 0), (1, 0), true),
+        spec(
+            "system.listMethods",
+            S("system_listMethods", &[], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getLastEvent",
+            S("getLastEvent", &["before", "strict"], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "login",
+            S(
+                "login",
+                &["user", "password", "opts", "renew", "exclusive"],
+                2,
+            ),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "sslLogin",
+            S(
+                "sslLogin",
+                &["proxyuser", "proxyauthtype", "renew", "exclusive"],
+                0,
+            ),
+            (1, 0),
+            true,
+        ),
         spec("logout", S("logout", &["session_id"], 0), (1, 0), true),
-        spec("logoutChild", S("logoutChild", &["session_id"], 1), (1, 0), true),
+        spec(
+            "logoutChild",
+            S("logoutChild", &["session_id"], 1),
+            (1, 0),
+            true,
+        ),
         spec("subsession", S("subsession", &[], 0), (1, 0), true),
-        spec("exclusiveSession", S("makeExclusive", &["force"], 0), (1, 0), true),
+        spec(
+            "exclusiveSession",
+            S("makeExclusive", &["force"], 0),
+            (1, 0),
+            true,
+        ),
         spec("sharedSession", S("makeShared", &[], 0), (1, 0), true),
-        spec("getSessionInfo", S("getSessionInfo", &["details"], 0), (1, 0), false),
-        spec("getLoggedInUser", S("getLoggedInUser", &[], 0), (1, 0), false),
-        spec("getTaskInfo", S("getTaskInfo", &["task_id", "request", "strict"], 1), (1, 0), false),
-        spec("getTaskRequest", S("getTaskRequest", &["taskId"], 1), (1, 0), false),
-        spec("getTaskResult", S("getTaskResult", &["taskId", "raise_fault"], 1), (1, 0), false),
-        spec("getTaskChildren", S("getTaskChildren", &["task_id", "request", "strict"], 1), (1, 0), false),
-        spec("taskFinished", S("taskFinished", &["taskId"], 1), (1, 0), false),
-        spec("cancelTask", S("cancelTask", &["task_id", "recurse"], 1), (1, 0), true),
-        spec("cancelTaskChildren", S("cancelTaskChildren", &["task_id"], 1), (1, 0), true),
+        spec(
+            "getSessionInfo",
+            S("getSessionInfo", &["details"], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getLoggedInUser",
+            S("getLoggedInUser", &[], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getTaskInfo",
+            S("getTaskInfo", &["task_id", "request", "strict"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getTaskRequest",
+            S("getTaskRequest", &["taskId"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getTaskResult",
+            S("getTaskResult", &["taskId", "raise_fault"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "getTaskChildren",
+            S("getTaskChildren", &["task_id", "request", "strict"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "taskFinished",
+            S("taskFinished", &["taskId"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "cancelTask",
+            S("cancelTask", &["task_id", "recurse"], 1),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "cancelTaskChildren",
+            S("cancelTaskChildren", &["task_id"], 1),
+            (1, 0),
+            true,
+        ),
         spec(
             "listBuildroots",
             S(
                 "listBuildroots",
-                &["hostID", "tagID", "state", "rpmID", "archiveID", "taskID", "buildrootID", "repoID", "queryOpts"],
+                &[
+                    "hostID",
+                    "tagID",
+                    "state",
+                    "rpmID",
+                    "archiveID",
+                    "taskID",
+                    "buildrootID",
+                    "repoID",
+                    "queryOpts",
+                ],
                 0,
             ),
             (1, 0),
             false,
         ),
-        spec("getBuildroot", S("getBuildroot", &["buildrootID", "strict"], 1), (1, 0), false),
-        spec("getHost", S("getHost", &["hostInfo", "strict", "event"], 1), (1, 0), false),
-        spec("listTaskOutput", S("listTaskOutput", &["taskID", "stat", "all_volumes", "strict"], 1), (1, 0), false),
         spec(
-            "downloadTaskOutput",
-            S("downloadTaskOutput", &["taskID", "fileName", "offset", "size", "volume"], 2),
+            "getBuildroot",
+            S("getBuildroot", &["buildrootID", "strict"], 1),
             (1, 0),
             false,
         ),
-        spec("checkUpload", S("checkUpload", &["path", "name", "verify", "tail", "volume"], 2), (1, 0), false),
+        spec(
+            "getHost",
+            S("getHost", &["hostInfo", "strict", "event"], 1),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "listTaskOutput",
+            S(
+                "listTaskOutput",
+                &["taskID", "stat", "all_volumes", "strict"],
+                1,
+            ),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "downloadTaskOutput",
+            S(
+                "downloadTaskOutput",
+                &["taskID", "fileName", "offset", "size", "volume"],
+                2,
+            ),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "checkUpload",
+            S(
+                "checkUpload",
+                &["path", "name", "verify", "tail", "volume"],
+                2,
+            ),
+            (1, 0),
+            false,
+        ),
         spec(
             "uploadFile",
-            S("uploadFile", &["path", "name", "size", "md5sum", "offset", "data", "volume", "checksum"], 6),
+            S(
+                "uploadFile",
+                &[
+                    "path", "name", "size", "md5sum", "offset", "data", "volume", "checksum",
+                ],
+                6,
+            ),
             (1, 0),
             true,
         ),
         spec("host.getID", S("getID", &[], 0), (1, 0), false),
         spec("host.getHost", S("getHost", &[], 0), (1, 0), false),
         spec("host.isEnabled", S("isEnabled", &[], 0), (1, 0), false),
-        spec("host.updateHost", S("updateHost", &["task_load", "ready", "data"], 2), (1, 0), true),
-        spec("host.setHostData", S("setHostData", &["hostdata"], 1), (1, 34), true),
+        spec(
+            "host.updateHost",
+            S("updateHost", &["task_load", "ready", "data"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.setHostData",
+            S("setHostData", &["hostdata"], 1),
+            (1, 34),
+            true,
+        ),
         spec("host.getLoadData", S("getLoadData", &[], 0), (1, 0), true),
         spec("host.getTasks", S("getTasks", &[], 0), (1, 34), true),
-        spec("host.getHostTasks", S("getHostTasks", &[], 0), (1, 0), false),
-        spec("host.openTask", S("openTask", &["task_id"], 1), (1, 0), true),
-        spec("host.closeTask", S("closeTask", &["task_id", "response"], 2), (1, 0), true),
-        spec("host.failTask", S("failTask", &["task_id", "response"], 2), (1, 0), true),
-        spec("host.freeTasks", S("freeTasks", &["tasks"], 1), (1, 0), true),
-        spec("host.refuseTask", S("refuseTask", &["task_id", "soft", "msg"], 1), (1, 34), true),
-        spec("host.setTaskWeight", S("setTaskWeight", &["task_id", "weight"], 2), (1, 0), true),
-        spec("host.subtask", S("subtask", &["method", "arglist", "parent"], 3).with_varkw(), (1, 0), true),
-        spec("host.taskSetWait", S("taskSetWait", &["parent", "tasks"], 2), (1, 0), true),
+        spec(
+            "host.getHostTasks",
+            S("getHostTasks", &[], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
+            "host.openTask",
+            S("openTask", &["task_id"], 1),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.closeTask",
+            S("closeTask", &["task_id", "response"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.failTask",
+            S("failTask", &["task_id", "response"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.freeTasks",
+            S("freeTasks", &["tasks"], 1),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.refuseTask",
+            S("refuseTask", &["task_id", "soft", "msg"], 1),
+            (1, 34),
+            true,
+        ),
+        spec(
+            "host.setTaskWeight",
+            S("setTaskWeight", &["task_id", "weight"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.subtask",
+            S("subtask", &["method", "arglist", "parent"], 3).with_varkw(),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.taskSetWait",
+            S("taskSetWait", &["parent", "tasks"], 2),
+            (1, 0),
+            true,
+        ),
         spec("host.taskWait", S("taskWait", &["parent"], 1), (1, 0), true),
-        spec("host.taskWaitResults", S("taskWaitResults", &["parent", "tasks", "canfail"], 2), (1, 0), true),
-        spec("host.newBuildRoot", S("newBuildRoot", &["repo", "arch", "task_id"], 2), (1, 0), true),
-        spec("host.setBuildRootState", S("setBuildRootState", &["brootid", "state", "task_id"], 2), (1, 0), true),
-        spec("host.setBuildRootList", S("setBuildRootList", &["brootid", "rpmlist", "task_id"], 2), (1, 0), true),
+        spec(
+            "host.taskWaitResults",
+            S("taskWaitResults", &["parent", "tasks", "canfail"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.newBuildRoot",
+            S("newBuildRoot", &["repo", "arch", "task_id"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.setBuildRootState",
+            S("setBuildRootState", &["brootid", "state", "task_id"], 2),
+            (1, 0),
+            true,
+        ),
+        spec(
+            "host.setBuildRootList",
+            S("setBuildRootList", &["brootid", "rpmlist", "task_id"], 2),
+            (1, 0),
+            true,
+        ),
         spec(
             "host.updateBuildRootList",
             S("updateBuildRootList", &["brootid", "rpmlist", "task_id"], 2),
@@ -141,7 +362,9 @@ pub fn dispatch(
     if matches!(call.method.as_str(), "multiCall" | "system.multicall") {
         let params = crate::xmlrpc::encode_args(call.positional, call.keywords);
         let Some(Value::Array(calls)) = params.into_iter().next() else {
-            return Err(HubFault::parameter("multiCall() missing 1 required positional argument: 'calls'"));
+            return Err(HubFault::parameter(
+                "multiCall() missing 1 required positional argument: 'calls'",
+            ));
         };
         let mut results = Vec::with_capacity(calls.len());
         for entry in calls {
@@ -156,9 +379,20 @@ pub fn dispatch(
                         _ => Vec::new(),
                     };
                     let (positional, keywords) = split_kwargs(params);
-                    dispatch(state, caller, meta, DecodedCall { method: name, positional, keywords })
+                    dispatch(
+                        state,
+                        caller,
+                        meta,
+                        DecodedCall {
+                            method: name,
+                            positional,
+                            keywords,
+                        },
+                    )
                 }
-                _ => Err(HubFault::plain("<class 'TypeError'>: multicall entries must be structs")),
+                _ => Err(HubFault::plain(
+                    "<class 'TypeError'>: multicall entries must be structs",
+                )),
             };
             results.push(match outcome {
                 Ok(value) => Value::Array(vec![value]),
@@ -185,17 +419,23 @@ pub fn dispatch(
 }
 
 pub fn lock(state: &Mutex<HubState>) -> Result<std::sync::MutexGuard<'_, HubState>, HubFault> {
-    state.lock().map_err(|_| HubFault::plain("<class 'RuntimeError'>: fake hub state lock poisoned"))
+    state
+        .lock()
+        .map_err(|_| HubFault::plain("<class 'RuntimeError'>: fake hub state lock poisoned"))
 }
 
 /// The session checks kojixmlrpc makes before every call (`check_session`).
-pub fn open_session(state: &Mutex<HubState>, meta: &RequestMeta, method: &str) -> Result<Caller, HubFault> {
+pub fn open_session(
+    state: &Mutex<HubState>,
+    meta: &RequestMeta,
+    method: &str,
+) -> Result<Caller, HubFault> {
     let mut guard = lock(state)?;
     let caller = guard.load_session(meta, method)?;
-    if let Some(lockerror) = &caller.lockerror {
-        if !matches!(method, "exclusiveSession" | "login" | "logout") {
-            return Err(HubFault::auth_lock(lockerror.clone()));
-        }
+    if let Some(lockerror) = &caller.lockerror
+        && !matches!(method, "exclusiveSession" | "login" | "logout")
+    {
+        return Err(HubFault::auth_lock(lockerror.clone()));
     }
     Ok(caller)
 }
@@ -216,13 +456,18 @@ fn run_method(
         "getKojiVersion" => Ok(vstr(hub.config.version.to_string())),
         "getAPIVersion" => Ok(vint(1)),
         "system.listMethods" => {
-            let mut names: Vec<Value> =
-                method_table(hub.config.version).into_iter().map(|m| vstr(m.name)).collect();
+            let mut names: Vec<Value> = method_table(hub.config.version)
+                .into_iter()
+                .map(|m| vstr(m.name))
+                .collect();
             names.push(vstr("multiCall"));
             names.push(vstr("system.multicall"));
             Ok(Value::Array(names))
         }
-        "getLastEvent" => Ok(vstruct([("id", vint(hub.event_id)), ("ts", Value::Double(hub.now()))])),
+        "getLastEvent" => Ok(vstruct([
+            ("id", vint(hub.event_id)),
+            ("ts", Value::Double(hub.now())),
+        ])),
         "login" => hub.login(caller, args),
         "sslLogin" => hub.ssl_login(caller, meta, args),
         "logout" => hub.logout(caller, args),
@@ -245,7 +490,9 @@ fn run_method(
         }
         "getTaskResult" => hub.task_result(args.int("taskId")?, args.flag("raise_fault", true)),
         "getTaskChildren" => hub.get_task_children(args),
-        "taskFinished" => Ok(Value::Boolean(hub.task(args.int("taskId")?)?.state.is_finished())),
+        "taskFinished" => Ok(Value::Boolean(
+            hub.task(args.int("taskId")?)?.state.is_finished(),
+        )),
         "cancelTask" => hub.cancel_task_call(caller, args),
         "cancelTaskChildren" => hub.cancel_task_children_call(caller, args),
         "listBuildroots" => hub.list_buildroots(args),
@@ -253,14 +500,18 @@ fn run_method(
             let id = args.int("buildrootID")?;
             match hub.buildroots.get(&id) {
                 Some(br) => Ok(hub.buildroot_value(br)),
-                None if args.flag("strict", false) => Err(HubFault::generic(format!("No such buildroot: {id}"))),
+                None if args.flag("strict", false) => {
+                    Err(HubFault::generic(format!("No such buildroot: {id}")))
+                }
                 None => Ok(Value::Nil),
             }
         }
         "getHost" => {
             let host = match args.get("hostInfo") {
                 Some(Value::String(name)) => hub.host_by_name(name).cloned(),
-                Some(other) => crate::xmlrpc::as_int(other).and_then(|id| hub.hosts.get(&id).cloned()),
+                Some(other) => {
+                    crate::xmlrpc::as_int(other).and_then(|id| hub.hosts.get(&id).cloned())
+                }
                 None => None,
             };
             match host {
@@ -276,14 +527,25 @@ fn run_method(
     }
 }
 
-fn run_host_method(hub: &mut HubState, host_id: i64, name: &str, args: &BoundArgs) -> Result<Value, HubFault> {
+fn run_host_method(
+    hub: &mut HubState,
+    host_id: i64,
+    name: &str,
+    args: &BoundArgs,
+) -> Result<Value, HubFault> {
     match name {
         "getID" => Ok(vint(host_id)),
         "getHost" => {
-            let host = hub.hosts.get(&host_id).cloned().ok_or_else(|| HubFault::generic("No such host"))?;
+            let host = hub
+                .hosts
+                .get(&host_id)
+                .cloned()
+                .ok_or_else(|| HubFault::generic("No such host"))?;
             Ok(hub.host_struct(&host))
         }
-        "isEnabled" => Ok(Value::Boolean(hub.hosts.get(&host_id).is_some_and(|h| h.enabled))),
+        "isEnabled" => Ok(Value::Boolean(
+            hub.hosts.get(&host_id).is_some_and(|h| h.enabled),
+        )),
         "updateHost" => hub.update_host(host_id, args),
         "setHostData" => hub.set_host_data(host_id, args),
         "getLoadData" => Ok(hub.get_load_data(host_id)),

@@ -27,7 +27,10 @@ pub struct HubFault {
 
 impl HubFault {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
     /// A non-Koji exception on the hub (faultCode 1).
     pub fn plain(message: impl Into<String>) -> Self {
@@ -69,7 +72,10 @@ impl HubFault {
 #[derive(Debug, thiserror::Error)]
 pub enum FakeHubError {
     #[error("cannot bind the fake hub to {addr}: {source}; pick a free port or use 127.0.0.1:0")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("cannot create the fake hub's topdir: {0}")]
     Topdir(std::io::Error),
     #[error("TLS set-up failed: {0}; check the certificate and key files given in the config")]

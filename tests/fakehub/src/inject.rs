@@ -27,7 +27,10 @@ pub enum Scope {
     /// The next N requests (any method).
     NextRequests(u32),
     /// The next N calls of this method (`rawUpload` for upload POSTs).
-    Method { name: String, remaining: Option<u32> },
+    Method {
+        name: String,
+        remaining: Option<u32>,
+    },
     /// Every request until the deadline.
     Until(Instant),
     /// Calls of this method until the deadline.
@@ -42,17 +45,34 @@ pub struct Injection {
 
 impl Injection {
     pub fn next(count: u32, action: Action) -> Self {
-        Self { scope: Scope::NextRequests(count), action }
+        Self {
+            scope: Scope::NextRequests(count),
+            action,
+        }
     }
     pub fn method(name: impl Into<String>, count: Option<u32>, action: Action) -> Self {
-        Self { scope: Scope::Method { name: name.into(), remaining: count }, action }
+        Self {
+            scope: Scope::Method {
+                name: name.into(),
+                remaining: count,
+            },
+            action,
+        }
     }
     pub fn for_duration(duration: Duration, action: Action) -> Self {
-        Self { scope: Scope::Until(Instant::now() + duration), action }
+        Self {
+            scope: Scope::Until(Instant::now() + duration),
+            action,
+        }
     }
     /// ServerOffline (1014) for every request during `duration`.
     pub fn offline_for(duration: Duration) -> Self {
-        Self::for_duration(duration, Action::Offline { message: "server is offline".to_owned() })
+        Self::for_duration(
+            duration,
+            Action::Offline {
+                message: "server is offline".to_owned(),
+            },
+        )
     }
 }
 
@@ -89,7 +109,9 @@ impl Injections {
         })?;
         match &mut rule.scope {
             Scope::NextRequests(n) => *n -= 1,
-            Scope::Method { remaining: Some(n), .. } => *n -= 1,
+            Scope::Method {
+                remaining: Some(n), ..
+            } => *n -= 1,
             _ => {}
         }
         Some(rule.action.clone())

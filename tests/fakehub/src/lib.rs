@@ -22,6 +22,7 @@ pub mod inject;
 pub mod server;
 pub mod state;
 pub mod tasks;
+pub mod testclient;
 pub mod uploads;
 pub mod xmlrpc;
 
@@ -60,8 +61,12 @@ fn build_tls(tls: &TlsConfig) -> Result<openssl::ssl::SslAcceptor, FakeHubError>
     use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
     let err = |e: openssl::error::ErrorStack| FakeHubError::Tls(e.to_string());
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(err)?;
-    builder.set_certificate_chain_file(&tls.cert_pem).map_err(err)?;
-    builder.set_private_key_file(&tls.key_pem, SslFiletype::PEM).map_err(err)?;
+    builder
+        .set_certificate_chain_file(&tls.cert_pem)
+        .map_err(err)?;
+    builder
+        .set_private_key_file(&tls.key_pem, SslFiletype::PEM)
+        .map_err(err)?;
     if let Some(ca) = &tls.client_ca_pem {
         builder.set_ca_file(ca).map_err(err)?;
         // Ask for a client certificate but accept connections without one, so that only
@@ -85,7 +90,10 @@ impl FakeHub {
                 (None, dir.clone())
             }
             None => {
-                let dir = tempfile::Builder::new().prefix("koji-fakehub-").tempdir().map_err(FakeHubError::Topdir)?;
+                let dir = tempfile::Builder::new()
+                    .prefix("koji-fakehub-")
+                    .tempdir()
+                    .map_err(FakeHubError::Topdir)?;
                 let path = dir.path().to_owned();
                 (Some(dir), path)
             }
@@ -94,17 +102,27 @@ impl FakeHub {
         let tls = config.tls.as_ref().map(build_tls).transpose()?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| FakeHubError::Bind { addr: listen.to_owned(), source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| FakeHubError::Bind { addr: listen.to_owned(), source })?;
+            .map_err(|source| FakeHubError::Bind {
+                addr: listen.to_owned(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| FakeHubError::Bind {
+            addr: listen.to_owned(),
+            source,
+        })?;
         let https = tls.is_some();
         let shared = Arc::new(Shared {
             state: Mutex::new(HubState::new(config, topdir)),
             log: Mutex::new(CallLog::default()),
         });
         let server = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared), tls));
-        Ok(Self { shared, addr, https, server, _tempdir: tempdir })
+        Ok(Self {
+            shared,
+            addr,
+            https,
+            server,
+            _tempdir: tempdir,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

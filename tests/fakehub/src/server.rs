@@ -42,7 +42,11 @@ impl std::fmt::Display for DroppedOnPurpose {
 
 impl std::error::Error for DroppedOnPurpose {}
 
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tls: Option<openssl::ssl::SslAcceptor>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<openssl::ssl::SslAcceptor>,
+) {
     // Connections live in this set so that stopping the hub (aborting this task) drops them.
     let mut connections = JoinSet::new();
     let tls = tls.map(Arc::new);
@@ -77,7 +81,10 @@ fn peer_common_name(ssl: &openssl::ssl::SslRef) -> Option<String> {
         return None;
     }
     let cert = ssl.peer_certificate()?;
-    let entry = cert.subject_name().entries_by_nid(openssl::nid::Nid::COMMONNAME).next()?;
+    let entry = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()?;
     entry.data().to_string().ok()
 }
 
@@ -90,12 +97,17 @@ where
         let peer_cn = peer_cn.clone();
         async move { handle(shared, req, peer_cn).await }
     });
-    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .await;
 }
 
 fn percent_decode(text: &str) -> String {
     let replaced = text.replace('+', " ");
-    percent_encoding::percent_decode_str(&replaced).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&replaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
@@ -126,13 +138,23 @@ struct Reply {
 
 impl Reply {
     fn xml(body: String) -> Self {
-        Self { status: StatusCode::OK, content_type: "text/xml", body: body.into_bytes(), extra_headers: Vec::new() }
+        Self {
+            status: StatusCode::OK,
+            content_type: "text/xml",
+            body: body.into_bytes(),
+            extra_headers: Vec::new(),
+        }
     }
     fn fault(fault: &HubFault) -> Self {
         Self::xml(encode_fault(fault.code, &fault.message))
     }
     fn plain(status: StatusCode, text: &str) -> Self {
-        Self { status, content_type: "text/plain", body: text.as_bytes().to_vec(), extra_headers: Vec::new() }
+        Self {
+            status,
+            content_type: "text/plain",
+            body: text.as_bytes().to_vec(),
+            extra_headers: Vec::new(),
+        }
     }
 }
 
@@ -143,11 +165,20 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, DroppedOnPurpose> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let meta = RequestMeta {
         path: parts.uri.path().to_owned(),
@@ -155,17 +186,29 @@ async fn handle(
         headers,
         peer_cn,
     };
-    let is_upload = meta
-        .header("content-type")
-        .is_some_and(|ct| ct.split(';').next().is_some_and(|t| t.trim() == "application/octet-stream"));
-    let text_body = if is_upload { None } else { Some(String::from_utf8_lossy(&body).into_owned()) };
+    let is_upload = meta.header("content-type").is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim() == "application/octet-stream")
+    });
+    let text_body = if is_upload {
+        None
+    } else {
+        Some(String::from_utf8_lossy(&body).into_owned())
+    };
     let method_name = if is_upload {
         Some("rawUpload".to_owned())
     } else {
         text_body.as_deref().and_then(sniff_method_name)
     };
     let xid = match shared.log.lock() {
-        Ok(mut log) => log.record_request(parts.method.as_str(), &meta, method_name.as_deref(), text_body.as_deref(), &body),
+        Ok(mut log) => log.record_request(
+            parts.method.as_str(),
+            &meta,
+            method_name.as_deref(),
+            text_body.as_deref(),
+            &body,
+        ),
         Err(_) => 0,
     };
 
@@ -178,21 +221,32 @@ async fn handle(
         Some(Action::Delay(duration)) => tokio::time::sleep(duration).await,
         Some(Action::DropConnection) => {
             if let Ok(mut log) = shared.log.lock() {
-                log.record_error(xid, method_name.as_deref(), "connection dropped by fault injection");
+                log.record_error(
+                    xid,
+                    method_name.as_deref(),
+                    "connection dropped by fault injection",
+                );
             }
             return Err(DroppedOnPurpose);
         }
         Some(Action::HttpStatus(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            reply = Some(Reply::plain(status, status.canonical_reason().unwrap_or("Error")));
+            reply = Some(Reply::plain(
+                status,
+                status.canonical_reason().unwrap_or("Error"),
+            ));
         }
         Some(Action::MalformedXml) => {
             reply = Some(Reply::xml(
                 "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><struct>\n<member>".to_owned(),
             ));
         }
-        Some(Action::Offline { message }) => reply = Some(Reply::fault(&HubFault::offline(message))),
-        Some(Action::Fault { code, message }) => reply = Some(Reply::fault(&HubFault::new(code, message))),
+        Some(Action::Offline { message }) => {
+            reply = Some(Reply::fault(&HubFault::offline(message)))
+        }
+        Some(Action::Fault { code, message }) => {
+            reply = Some(Reply::fault(&HubFault::new(code, message)))
+        }
         None => {}
     }
 
@@ -220,7 +274,9 @@ async fn handle(
     let version_header = match shared.state.lock() {
         Ok(state) => match &state.config.version_header {
             Some(text) => Some(text.clone()),
-            None if state.config.version.sends_version_header() => Some(state.config.version.to_string()),
+            None if state.config.version.sends_version_header() => {
+                Some(state.config.version.to_string())
+            }
             None => None,
         },
         Err(_) => None,
@@ -242,10 +298,19 @@ async fn handle(
         logged_headers.push(((*name).to_owned(), value.clone()));
     }
     if let Ok(mut log) = shared.log.lock() {
-        log.record_response(xid, method_name.as_deref(), reply.status.as_u16(), &logged_headers, &reply.body, started.elapsed());
+        log.record_response(
+            xid,
+            method_name.as_deref(),
+            reply.status.as_u16(),
+            &logged_headers,
+            &reply.body,
+            started.elapsed(),
+        );
     }
     let body = Full::new(Bytes::from(reply.body));
-    Ok(builder.body(body).unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+    Ok(builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
 }
 
 fn handle_upload(shared: &Shared, meta: &RequestMeta, body: &[u8]) -> Result<String, HubFault> {
@@ -264,8 +329,13 @@ fn handle_rpc(shared: &Shared, meta: &RequestMeta, body: &str) -> Result<String,
         return Err(HubFault::generic("Request too long"));
     }
     let call = decode_method_call(body)?;
-    if !matches!(call.method.as_str(), "multiCall" | "system.multicall") && lookup(version, &call.method).is_none() {
-        return Err(HubFault::generic(format!("Invalid method: {}", call.method)));
+    if !matches!(call.method.as_str(), "multiCall" | "system.multicall")
+        && lookup(version, &call.method).is_none()
+    {
+        return Err(HubFault::generic(format!(
+            "Invalid method: {}",
+            call.method
+        )));
     }
     let mut caller = open_session(&shared.state, meta, &call.method)?;
     let value = dispatch(&shared.state, &mut caller, meta, call)?;

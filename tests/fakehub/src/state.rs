@@ -198,7 +198,9 @@ pub struct HubState {
 }
 
 pub fn wall_clock() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// kojihub's `datetime.isoformat(' ')` of a timestamptz: `2026-11-26 20:00:53.480453+00:00`.
@@ -207,7 +209,11 @@ pub fn format_ts(ts: f64) -> String {
     let secs = ts.floor() as i64;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let micros = ((ts - ts.floor()) * 1_000_000.0).round() as u32;
-    let (secs, micros) = if micros >= 1_000_000 { (secs + 1, 0) } else { (secs, micros) };
+    let (secs, micros) = if micros >= 1_000_000 {
+        (secs + 1, 0)
+    } else {
+        (secs, micros)
+    };
     match chrono::DateTime::from_timestamp(secs, micros * 1000) {
         Some(stamp) if micros == 0 => stamp.format("%Y-%m-%d %H:%M:%S+00:00").to_string(),
         Some(stamp) => stamp.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string(),
@@ -262,7 +268,11 @@ impl HubState {
             let user_id = next_user;
             next_user += 1;
             state.add_user(user_id, &host.name, host.password.clone(), true, false);
-            let channels = host.channels.iter().map(|c| state.channel_id_or_create(c)).collect();
+            let channels = host
+                .channels
+                .iter()
+                .map(|c| state.channel_id_or_create(c))
+                .collect();
             let host_id = i64::try_from(host_number).unwrap_or(0) + 1;
             state.hosts.insert(
                 host_id,
@@ -293,7 +303,14 @@ impl HubState {
     fn add_user(&mut self, id: i64, name: &str, password: Option<String>, host: bool, admin: bool) {
         self.users.insert(
             id,
-            User { id, name: name.to_owned(), password, host, admin, blocked: false },
+            User {
+                id,
+                name: name.to_owned(),
+                password,
+                host,
+                admin,
+                blocked: false,
+            },
         );
     }
 
@@ -335,7 +352,10 @@ impl HubState {
         info.insert("channel_id".into(), vint(task.channel_id));
         info.insert("completion_time".into(), opt_ts_str(task.completion_ts));
         info.insert("completion_ts".into(), vopt_f64(task.completion_ts));
-        info.insert("create_time".into(), Value::String(format_ts(task.create_ts)));
+        info.insert(
+            "create_time".into(),
+            Value::String(format_ts(task.create_ts)),
+        );
         info.insert("create_ts".into(), Value::Double(task.create_ts));
         info.insert("host_id".into(), vopt_int(task.host_id));
         info.insert("id".into(), vint(task.id));

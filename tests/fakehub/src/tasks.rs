@@ -10,8 +10,8 @@ use crate::auth::Caller;
 use crate::faults::HubFault;
 use crate::state::{Buildroot, BuildrootState, HubState, Refusal, Task, TaskState};
 use crate::xmlrpc::{
-    StoredResult, as_int, decode_method_call, decode_response, encode_method_call, vint, vopt_int, vstr,
-    vstruct,
+    StoredResult, as_int, decode_method_call, decode_response, encode_method_call, vint, vopt_int,
+    vstr, vstruct,
 };
 
 /// What a test needs to create a task (`make_task`).
@@ -105,12 +105,19 @@ impl HubState {
             priority = parent.priority - 1;
         }
         if new.parent.is_none() && new.label.is_some() {
-            return Err(HubFault::generic("a task without parent cannot have a label"));
+            return Err(HubFault::generic(
+                "a task without parent cannot have a label",
+            ));
         }
-        if let (Some(parent), Some(label)) = (new.parent, &new.label) {
-            if self.tasks.values().any(|t| t.parent == Some(parent) && t.label.as_deref() == Some(label)) {
-                return Err(HubFault::generic(format!("task {parent} already has a child labelled {label}")));
-            }
+        if let (Some(parent), Some(label)) = (new.parent, &new.label)
+            && self
+                .tasks
+                .values()
+                .any(|t| t.parent == Some(parent) && t.label.as_deref() == Some(label))
+        {
+            return Err(HubFault::generic(format!(
+                "task {parent} already has a child labelled {label}"
+            )));
         }
         let id = self.next_task_id;
         self.next_task_id += 1;
@@ -148,7 +155,9 @@ impl HubState {
 
     /// `Task.verifyHost`: the task is OPEN and owned by this host.
     pub fn task_owned_by(&self, task_id: i64, host_id: i64) -> bool {
-        self.tasks.get(&task_id).is_some_and(|t| t.state == TaskState::Open && t.host_id == Some(host_id))
+        self.tasks
+            .get(&task_id)
+            .is_some_and(|t| t.state == TaskState::Open && t.host_id == Some(host_id))
     }
 
     /// `Task.assertHost`.
@@ -156,7 +165,9 @@ impl HubState {
         if self.task_owned_by(task_id, host_id) {
             Ok(())
         } else {
-            Err(HubFault::not_allowed(format!("host {host_id} does not own task {task_id}")))
+            Err(HubFault::not_allowed(format!(
+                "host {host_id} does not own task {task_id}"
+            )))
         }
     }
 
@@ -189,7 +200,10 @@ impl HubState {
         match args.get("task_id") {
             Some(Value::Array(_)) => {
                 let ids = args.int_list("task_id")?.unwrap_or_default();
-                ids.into_iter().map(one).collect::<Result<Vec<_>, _>>().map(Value::Array)
+                ids.into_iter()
+                    .map(one)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array)
             }
             _ => one(args.int("task_id")?),
         }
@@ -223,10 +237,13 @@ impl HubState {
         };
         match decode_response(xml)? {
             StoredResult::Value(value) => Ok(value),
-            StoredResult::Fault { code, message } if raise_fault => Err(HubFault::new(code, message)),
-            StoredResult::Fault { code, message } => {
-                Ok(vstruct([("faultCode", vint(i64::from(code))), ("faultString", vstr(message))]))
+            StoredResult::Fault { code, message } if raise_fault => {
+                Err(HubFault::new(code, message))
             }
+            StoredResult::Fault { code, message } => Ok(vstruct([
+                ("faultCode", vint(i64::from(code))),
+                ("faultString", vstr(message)),
+            ])),
         }
     }
 
@@ -247,13 +264,22 @@ impl HubState {
     }
 
     pub fn cancel_children(&mut self, parent: i64) {
-        let children: Vec<i64> = self.tasks.values().filter(|t| t.parent == Some(parent)).map(|t| t.id).collect();
+        let children: Vec<i64> = self
+            .tasks
+            .values()
+            .filter(|t| t.parent == Some(parent))
+            .map(|t| t.id)
+            .collect();
         for child in children {
             let _ = self.cancel_task_tree(child, true);
         }
     }
 
-    pub fn cancel_task_call(&mut self, caller: &Caller, args: &BoundArgs) -> Result<Value, HubFault> {
+    pub fn cancel_task_call(
+        &mut self,
+        caller: &Caller,
+        args: &BoundArgs,
+    ) -> Result<Value, HubFault> {
         let id = args.int("task_id")?;
         let task = self.task(id)?;
         let is_owner = caller.logged_in && caller.user_id == Some(task.owner);
@@ -264,7 +290,11 @@ impl HubState {
         Ok(Value::Nil)
     }
 
-    pub fn cancel_task_children_call(&mut self, caller: &Caller, args: &BoundArgs) -> Result<Value, HubFault> {
+    pub fn cancel_task_children_call(
+        &mut self,
+        caller: &Caller,
+        args: &BoundArgs,
+    ) -> Result<Value, HubFault> {
         let id = args.int("task_id")?;
         let task = self.task(id)?;
         let is_owner = caller.logged_in && caller.user_id == Some(task.owner);
@@ -300,7 +330,13 @@ impl HubState {
         Ok(Value::Struct(info))
     }
 
-    fn finish_task(&mut self, host_id: i64, id: i64, xml: String, state: TaskState) -> Result<Value, HubFault> {
+    fn finish_task(
+        &mut self,
+        host_id: i64,
+        id: i64,
+        xml: String,
+        state: TaskState,
+    ) -> Result<Value, HubFault> {
         self.assert_task_host(id, host_id)?;
         let now = self.now();
         let task = self.task_mut(id)?;
@@ -312,11 +348,21 @@ impl HubState {
     }
 
     pub fn close_task(&mut self, host_id: i64, args: &BoundArgs) -> Result<Value, HubFault> {
-        self.finish_task(host_id, args.int("task_id")?, args.string("response")?, TaskState::Closed)
+        self.finish_task(
+            host_id,
+            args.int("task_id")?,
+            args.string("response")?,
+            TaskState::Closed,
+        )
     }
 
     pub fn fail_task(&mut self, host_id: i64, args: &BoundArgs) -> Result<Value, HubFault> {
-        self.finish_task(host_id, args.int("task_id")?, args.string("response")?, TaskState::Failed)
+        self.finish_task(
+            host_id,
+            args.int("task_id")?,
+            args.string("response")?,
+            TaskState::Failed,
+        )
     }
 
     /// `Task.free`: back to FREE with no host. Finished tasks cannot be freed.
@@ -348,13 +394,20 @@ impl HubState {
         let soft = args.flag("soft", true);
         let msg = args.opt_string("msg")?.unwrap_or_default();
         let task = self.task(id)?;
-        let mine = task.host_id == Some(host_id) && matches!(task.state, TaskState::Assigned | TaskState::Open);
+        let mine = task.host_id == Some(host_id)
+            && matches!(task.state, TaskState::Assigned | TaskState::Open);
         if !mine {
             return Ok(Value::Nil);
         }
         self.free_task(id)?;
         let ts = self.now();
-        self.refusals.push(Refusal { task_id: id, host_id, soft, msg, ts });
+        self.refusals.push(Refusal {
+            task_id: id,
+            host_id,
+            soft,
+            msg,
+            ts,
+        });
         Ok(Value::Nil)
     }
 
@@ -371,7 +424,10 @@ impl HubState {
         let ready = args.flag("ready", false);
         let data = args.get("data").cloned();
         let now = self.now();
-        let host = self.hosts.get_mut(&host_id).ok_or_else(|| HubFault::generic("No such host"))?;
+        let host = self
+            .hosts
+            .get_mut(&host_id)
+            .ok_or_else(|| HubFault::generic("No such host"))?;
         host.task_load = load;
         host.ready = ready;
         host.update_ts = Some(now);
@@ -385,9 +441,8 @@ impl HubState {
         let data = args.raw("hostdata").cloned().unwrap_or(Value::Nil);
         let as_struct = match (&data, self.config.version.at_least(1, 35)) {
             (Value::Struct(_), true) => data,
-            (Value::String(json), _) => json_to_value(json).ok_or_else(|| {
-                HubFault::generic(format!("host data is not valid JSON: {json}"))
-            })?,
+            (Value::String(json), _) => json_to_value(json)
+                .ok_or_else(|| HubFault::generic(format!("host data is not valid JSON: {json}")))?,
             (other, _) => {
                 return Err(HubFault::generic(format!(
                     "Invalid hostdata: {}",
@@ -405,10 +460,17 @@ impl HubState {
     /// awaited child that finished.
     pub fn get_host_tasks(&self, host_id: i64) -> Value {
         let mut out = Vec::new();
-        for task in self.tasks.values().filter(|t| t.state == TaskState::Open && t.host_id == Some(host_id)) {
+        for task in self
+            .tasks
+            .values()
+            .filter(|t| t.state == TaskState::Open && t.host_id == Some(host_id))
+        {
             let mut entry = BTreeMap::new();
             entry.insert("id".to_owned(), vint(task.id));
-            entry.insert("waiting".to_owned(), task.waiting.map_or(Value::Nil, Value::Boolean));
+            entry.insert(
+                "waiting".to_owned(),
+                task.waiting.map_or(Value::Nil, Value::Boolean),
+            );
             entry.insert("weight".to_owned(), Value::Double(task.weight));
             if task.waiting == Some(true)
                 && self.tasks.values().any(|c| {
@@ -441,7 +503,11 @@ impl HubState {
             .values()
             .filter(|t| t.state == TaskState::Assigned && t.host_id == Some(host_id))
             .collect();
-        tasks.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.create_ts.total_cmp(&b.create_ts)));
+        tasks.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then(a.create_ts.total_cmp(&b.create_ts))
+        });
         tasks
     }
 
@@ -449,7 +515,9 @@ impl HubState {
         let Some(interval) = self.config.scheduler_run_interval else {
             return;
         };
-        let due = self.last_scheduler_run.is_none_or(|last| last.elapsed() >= interval);
+        let due = self
+            .last_scheduler_run
+            .is_none_or(|last| last.elapsed() >= interval);
         if due {
             self.run_scheduler();
         }
@@ -460,11 +528,20 @@ impl HubState {
         if self.tasks_assigned_to(host_id).is_empty() {
             self.maybe_run_scheduler();
         }
-        Value::Array(self.tasks_assigned_to(host_id).into_iter().map(Self::assigned_task_entry).collect())
+        Value::Array(
+            self.tasks_assigned_to(host_id)
+                .into_iter()
+                .map(Self::assigned_task_entry)
+                .collect(),
+        )
     }
 
     fn host_channels_value(&self, host_id: i64) -> Value {
-        let channels = self.hosts.get(&host_id).map(|h| h.channels.clone()).unwrap_or_default();
+        let channels = self
+            .hosts
+            .get(&host_id)
+            .map(|h| h.channels.clone())
+            .unwrap_or_default();
         Value::Array(channels.into_iter().map(vint).collect())
     }
 
@@ -501,7 +578,11 @@ impl HubState {
                 self.maybe_run_scheduler();
             }
             let hosts = self.load_data_host(host_id).into_iter().collect();
-            let tasks = self.tasks_assigned_to(host_id).into_iter().map(Self::legacy_task_entry).collect();
+            let tasks = self
+                .tasks_assigned_to(host_id)
+                .into_iter()
+                .map(Self::legacy_task_entry)
+                .collect();
             return Value::Array(vec![Value::Array(hosts), Value::Array(tasks)]);
         }
         let now = self.now();
@@ -522,13 +603,22 @@ impl HubState {
             .tasks
             .values()
             .filter(|t| {
-                (t.state == TaskState::Free && my_arches.contains(&t.arch.as_str()) && me.channels.contains(&t.channel_id))
+                (t.state == TaskState::Free
+                    && my_arches.contains(&t.arch.as_str())
+                    && me.channels.contains(&t.channel_id))
                     || (t.state == TaskState::Assigned && t.host_id == Some(host_id))
             })
             .collect();
-        tasks.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.create_ts.total_cmp(&b.create_ts)));
+        tasks.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then(a.create_ts.total_cmp(&b.create_ts))
+        });
         tasks.truncate(100);
-        let hosts = ready_hosts.iter().filter_map(|id| self.load_data_host(*id)).collect();
+        let hosts = ready_hosts
+            .iter()
+            .filter_map(|id| self.load_data_host(*id))
+            .collect();
         let tasks = tasks.into_iter().map(Self::legacy_task_entry).collect();
         Value::Array(vec![Value::Array(hosts), Value::Array(tasks)])
     }
@@ -569,7 +659,16 @@ impl HubState {
             .tasks
             .values()
             .filter(|t| t.state == TaskState::Free)
-            .map(|t| (t.id, t.priority, t.create_ts, t.arch.clone(), t.channel_id, t.weight))
+            .map(|t| {
+                (
+                    t.id,
+                    t.priority,
+                    t.create_ts,
+                    t.arch.clone(),
+                    t.channel_id,
+                    t.weight,
+                )
+            })
             .collect();
         free.sort_by(|a, b| a.1.cmp(&b.1).then(a.2.total_cmp(&b.2)));
         let mut assigned = Vec::new();
@@ -584,7 +683,9 @@ impl HubState {
                     continue;
                 }
                 let refused = self.refusals.iter().any(|r| {
-                    r.task_id == task_id && r.host_id == host.id && (!r.soft || now - r.ts < soft_refusal_timeout)
+                    r.task_id == task_id
+                        && r.host_id == host.id
+                        && (!r.soft || now - r.ts < soft_refusal_timeout)
                 });
                 if refused {
                     continue;
@@ -602,19 +703,24 @@ impl HubState {
                     best = Some((rank, host.id));
                 }
             }
-            if let Some((_, host_id)) = best {
-                if let Some(task) = self.tasks.get_mut(&task_id) {
-                    task.state = TaskState::Assigned;
-                    task.host_id = Some(host_id);
-                    assigned.push((task_id, host_id));
-                }
+            if let Some((_, host_id)) = best
+                && let Some(task) = self.tasks.get_mut(&task_id)
+            {
+                task.state = TaskState::Assigned;
+                task.host_id = Some(host_id);
+                assigned.push((task_id, host_id));
             }
         }
         assigned
     }
 
     /// `host.subtask(method, arglist, parent, **opts)`.
-    pub fn subtask(&mut self, host_id: i64, args: &BoundArgs, opts: &BTreeMap<String, Value>) -> Result<Value, HubFault> {
+    pub fn subtask(
+        &mut self,
+        host_id: i64,
+        args: &BoundArgs,
+        opts: &BTreeMap<String, Value>,
+    ) -> Result<Value, HubFault> {
         let parent = args.int("parent")?;
         self.assert_task_host(parent, host_id)?;
         let method = args.string("method")?;
@@ -632,11 +738,9 @@ impl HubState {
         for (name, value) in opts {
             match (name.as_str(), value) {
                 ("label", Value::String(label)) => {
-                    if let Some(existing) = self
-                        .tasks
-                        .values()
-                        .find(|t| t.parent == Some(parent) && t.label.as_deref() == Some(label.as_str()))
-                    {
+                    if let Some(existing) = self.tasks.values().find(|t| {
+                        t.parent == Some(parent) && t.label.as_deref() == Some(label.as_str())
+                    }) {
                         return Ok(vint(existing.id));
                     }
                     new.label = Some(label.clone());
@@ -673,7 +777,11 @@ impl HubState {
                 task.priority = priority;
             }
             if let Some(channel) = channel {
-                let channel_id = self.channels.iter().find(|(_, n)| **n == channel).map(|(id, _)| *id);
+                let channel_id = self
+                    .channels
+                    .iter()
+                    .find(|(_, n)| **n == channel)
+                    .map(|(id, _)| *id);
                 if let (Some(channel_id), Some(task)) = (channel_id, self.tasks.get_mut(&id)) {
                     task.channel_id = channel_id;
                 }
@@ -702,7 +810,11 @@ impl HubState {
         self.assert_task_host(parent, host_id)?;
         let mut finished = Vec::new();
         let mut unfinished = Vec::new();
-        for task in self.tasks.values_mut().filter(|t| t.parent == Some(parent) && t.awaited == Some(true)) {
+        for task in self
+            .tasks
+            .values_mut()
+            .filter(|t| t.parent == Some(parent) && t.awaited == Some(true))
+        {
             if task.state.is_finished() {
                 finished.push(vint(task.id));
                 task.awaited = Some(false);
@@ -710,7 +822,10 @@ impl HubState {
                 unfinished.push(vint(task.id));
             }
         }
-        Ok(Value::Array(vec![Value::Array(finished), Value::Array(unfinished)]))
+        Ok(Value::Array(vec![
+            Value::Array(finished),
+            Value::Array(unfinished),
+        ]))
     }
 
     pub fn task_wait_results(&mut self, host_id: i64, args: &BoundArgs) -> Result<Value, HubFault> {
@@ -779,24 +894,37 @@ impl HubState {
         Ok(vint(id))
     }
 
-    fn own_buildroot(&self, host_id: i64, br_id: i64, task_id: Option<i64>) -> Result<(), HubFault> {
+    fn own_buildroot(
+        &self,
+        host_id: i64,
+        br_id: i64,
+        task_id: Option<i64>,
+    ) -> Result<(), HubFault> {
         let br = self
             .buildroots
             .get(&br_id)
             .ok_or_else(|| HubFault::generic(format!("No such buildroot: {br_id}")))?;
         if br.host_id != host_id {
-            return Err(HubFault::not_allowed(format!("Host {host_id} doesn't own buildroot {br_id}")));
+            return Err(HubFault::not_allowed(format!(
+                "Host {host_id} doesn't own buildroot {br_id}"
+            )));
         }
         if let Some(task_id) = task_id {
             if br.task_id != Some(task_id) {
-                return Err(HubFault::not_allowed(format!("Task {task_id} doesn't own buildroot {br_id}")));
+                return Err(HubFault::not_allowed(format!(
+                    "Task {task_id} doesn't own buildroot {br_id}"
+                )));
             }
             self.assert_task_host(task_id, host_id)?;
         }
         Ok(())
     }
 
-    pub fn set_buildroot_state(&mut self, host_id: i64, args: &BoundArgs) -> Result<Value, HubFault> {
+    pub fn set_buildroot_state(
+        &mut self,
+        host_id: i64,
+        args: &BoundArgs,
+    ) -> Result<Value, HubFault> {
         let br_id = args.int("brootid")?;
         let task_id = args.opt_int("task_id")?;
         let raw_state = args.raw("state").cloned().unwrap_or(Value::Nil);
@@ -826,7 +954,12 @@ impl HubState {
         Ok(Value::Nil)
     }
 
-    pub fn set_buildroot_list(&mut self, host_id: i64, args: &BoundArgs, update: bool) -> Result<Value, HubFault> {
+    pub fn set_buildroot_list(
+        &mut self,
+        host_id: i64,
+        args: &BoundArgs,
+        update: bool,
+    ) -> Result<Value, HubFault> {
         let br_id = args.int("brootid")?;
         let task_id = args.opt_int("task_id")?;
         self.own_buildroot(host_id, br_id, task_id)?;
@@ -839,7 +972,9 @@ impl HubState {
             .get_mut(&br_id)
             .ok_or_else(|| HubFault::generic(format!("No such buildroot: {br_id}")))?;
         if !update && br.state != BuildrootState::Init {
-            return Err(HubFault::generic(format!("buildroot {br_id} is not in init state")));
+            return Err(HubFault::generic(format!(
+                "buildroot {br_id} is not in init state"
+            )));
         }
         if update {
             br.rpms.extend(rpms);
@@ -851,7 +986,11 @@ impl HubState {
 
     pub fn buildroot_value(&self, br: &Buildroot) -> Value {
         let repo = self.repos.get(&br.repo_id);
-        let host_name = self.hosts.get(&br.host_id).map(|h| h.name.clone()).unwrap_or_default();
+        let host_name = self
+            .hosts
+            .get(&br.host_id)
+            .map(|h| h.name.clone())
+            .unwrap_or_default();
         let mut info = BTreeMap::new();
         info.insert("arch".to_owned(), vstr(&br.arch));
         info.insert("br_type".to_owned(), vint(0));
@@ -864,14 +1003,23 @@ impl HubState {
         info.insert("host_name".to_owned(), vstr(host_name));
         info.insert("host_os".to_owned(), Value::Nil);
         info.insert("id".to_owned(), vint(br.id));
-        info.insert("repo_create_event_id".to_owned(), vopt_int(repo.map(|r| r.create_event)));
+        info.insert(
+            "repo_create_event_id".to_owned(),
+            vopt_int(repo.map(|r| r.create_event)),
+        );
         info.insert("repo_id".to_owned(), vint(br.repo_id));
         info.insert("repo_state".to_owned(), vopt_int(repo.map(|r| r.state)));
         info.insert("retire_event_id".to_owned(), vopt_int(br.retire_event));
-        info.insert("retire_ts".to_owned(), crate::xmlrpc::vopt_f64(br.retire_ts));
+        info.insert(
+            "retire_ts".to_owned(),
+            crate::xmlrpc::vopt_f64(br.retire_ts),
+        );
         info.insert("state".to_owned(), vint(br.state as i64));
         info.insert("tag_id".to_owned(), vopt_int(repo.map(|r| r.tag_id)));
-        info.insert("tag_name".to_owned(), crate::xmlrpc::vopt_str(repo.map(|r| r.tag_name.as_str())));
+        info.insert(
+            "tag_name".to_owned(),
+            crate::xmlrpc::vopt_str(repo.map(|r| r.tag_name.as_str())),
+        );
         info.insert("task_id".to_owned(), vopt_int(br.task_id));
         Value::Struct(info)
     }
@@ -893,7 +1041,11 @@ impl HubState {
                 .filter(|b| task.is_none_or(|t| b.task_id == Some(t)))
                 .filter(|b| repo.is_none_or(|r| b.repo_id == r))
                 .filter(|b| br_id.is_none_or(|id| b.id == id))
-                .filter(|b| states.as_ref().is_none_or(|s| s.contains(&(b.state as i64))))
+                .filter(|b| {
+                    states
+                        .as_ref()
+                        .is_none_or(|s| s.contains(&(b.state as i64)))
+                })
                 .map(|b| self.buildroot_value(b))
                 .collect(),
         ))
@@ -911,9 +1063,15 @@ fn json_to_value(json: &str) -> Option<Value> {
                 None => Value::Double(n.as_f64().unwrap_or(0.0)),
             },
             serde_json::Value::String(s) => Value::String(s),
-            serde_json::Value::Array(items) => Value::Array(items.into_iter().map(convert).collect()),
-            serde_json::Value::Object(map) => Value::Struct(map.into_iter().map(|(k, v)| (k, convert(v))).collect()),
+            serde_json::Value::Array(items) => {
+                Value::Array(items.into_iter().map(convert).collect())
+            }
+            serde_json::Value::Object(map) => {
+                Value::Struct(map.into_iter().map(|(k, v)| (k, convert(v))).collect())
+            }
         }
     }
-    serde_json::from_str::<serde_json::Value>(json).ok().map(convert)
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .map(convert)
 }

@@ -36,7 +36,9 @@ impl Verifier {
             "adler32" => Ok(Self::Adler32(adler2::Adler32::new())),
             "md5" => Ok(Self::Md5(md5::Md5::new())),
             "sha256" => Ok(Self::Sha256(sha2::Sha256::new())),
-            other => Err(HubFault::generic(format!("Unsupported verify type: {other}"))),
+            other => Err(HubFault::generic(format!(
+                "Unsupported verify type: {other}"
+            ))),
         }
     }
     fn update(&mut self, data: &[u8]) {
@@ -99,24 +101,34 @@ pub struct UploadLock<'a> {
 
 impl Drop for UploadLock<'_> {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.state.lock() {
-            if let Some(count) = state.locked_uploads.get_mut(&self.path) {
-                *count -= 1;
-                if *count == 0 {
-                    state.locked_uploads.remove(&self.path);
-                }
+        if let Ok(mut state) = self.state.lock()
+            && let Some(count) = state.locked_uploads.get_mut(&self.path)
+        {
+            *count -= 1;
+            if *count == 0 {
+                state.locked_uploads.remove(&self.path);
             }
         }
     }
 }
 
-pub fn lock_upload<'a>(state: &'a std::sync::Mutex<HubState>, path: &Path) -> Result<UploadLock<'a>, HubFault> {
-    let mut guard = state.lock().map_err(|_| HubFault::plain("hub state lock poisoned"))?;
+pub fn lock_upload<'a>(
+    state: &'a std::sync::Mutex<HubState>,
+    path: &Path,
+) -> Result<UploadLock<'a>, HubFault> {
+    let mut guard = state
+        .lock()
+        .map_err(|_| HubFault::plain("hub state lock poisoned"))?;
     if guard.locked_uploads.contains_key(path) {
-        return Err(HubFault::lock("[Errno 11] Resource temporarily unavailable"));
+        return Err(HubFault::lock(
+            "[Errno 11] Resource temporarily unavailable",
+        ));
     }
     guard.locked_uploads.insert(path.to_owned(), 1);
-    Ok(UploadLock { state, path: path.to_owned() })
+    Ok(UploadLock {
+        state,
+        path: path.to_owned(),
+    })
 }
 
 impl HubState {
@@ -134,16 +146,24 @@ impl HubState {
         volume: Option<&str>,
     ) -> Result<PathBuf, HubFault> {
         if name.contains('/') || name.starts_with('.') || name.is_empty() || name.contains('\0') {
-            return Err(HubFault::generic(format!("Invalid upload filename: {name}")));
+            return Err(HubFault::generic(format!(
+                "Invalid upload filename: {name}"
+            )));
         }
         let norm = normpath(reldir);
-        if reldir.is_empty() || norm.starts_with("..") || norm.starts_with('/') || reldir.contains('\0') {
-            return Err(HubFault::generic(format!("Invalid upload directory: {reldir}")));
+        if reldir.is_empty()
+            || norm.starts_with("..")
+            || norm.starts_with('/')
+            || reldir.contains('\0')
+        {
+            return Err(HubFault::generic(format!(
+                "Invalid upload directory: {reldir}"
+            )));
         }
-        if let Some(volume) = volume {
-            if volume != "DEFAULT" {
-                return Err(HubFault::generic(format!("No such volume: {volume}")));
-            }
+        if let Some(volume) = volume
+            && volume != "DEFAULT"
+        {
+            return Err(HubFault::generic(format!("No such volume: {volume}")));
         }
         let parts: Vec<&str> = norm.split('/').collect();
         let mut check_user = true;
@@ -151,7 +171,9 @@ impl HubState {
             let task_id = parts
                 .get(2)
                 .and_then(|p| p.parse::<i64>().ok())
-                .ok_or_else(|| HubFault::generic(format!("Invalid task upload directory: {reldir}")))?;
+                .ok_or_else(|| {
+                    HubFault::generic(format!("Invalid task upload directory: {reldir}"))
+                })?;
             let host_id = self.verify_host(caller)?;
             self.assert_task_host(task_id, host_id)?;
             check_user = false;
@@ -188,10 +210,15 @@ impl HubState {
             return Ok(Value::Nil);
         };
         if !meta.is_file() {
-            return Err(HubFault::generic(format!("Not a regular file: {}", file.display())));
+            return Err(HubFault::generic(format!(
+                "Not a regular file: {}",
+                file.display()
+            )));
         }
         if self.locked_uploads.contains_key(&file) {
-            return Err(HubFault::lock("[Errno 11] Resource temporarily unavailable"));
+            return Err(HubFault::lock(
+                "[Errno 11] Resource temporarily unavailable",
+            ));
         }
         let mtime = meta
             .modified()
@@ -204,7 +231,8 @@ impl HubState {
         info.insert("mtime".to_owned(), Value::Double(mtime));
         if let Some(verify) = args.opt_string("verify")? {
             let mut verifier = Verifier::new(&verify)?;
-            let mut handle = std::fs::File::open(&file).map_err(|e| io_fault("cannot open upload", &e))?;
+            let mut handle =
+                std::fs::File::open(&file).map_err(|e| io_fault("cannot open upload", &e))?;
             let mut offset = 0;
             if let Some(tail) = args.opt_int("tail")? {
                 if tail < 0 {
@@ -216,10 +244,15 @@ impl HubState {
                     .map_err(|e| io_fault("cannot seek upload", &e))?;
             }
             let mut data = Vec::new();
-            handle.read_to_end(&mut data).map_err(|e| io_fault("cannot read upload", &e))?;
+            handle
+                .read_to_end(&mut data)
+                .map_err(|e| io_fault("cannot read upload", &e))?;
             verifier.update(&data);
             info.insert("sumlength".to_owned(), vint(size - offset));
-            info.insert("hexdigest".to_owned(), vstr(verifier.hexdigest().unwrap_or_default()));
+            info.insert(
+                "hexdigest".to_owned(),
+                vstr(verifier.hexdigest().unwrap_or_default()),
+            );
         }
         Ok(Value::Struct(info))
     }
@@ -236,7 +269,9 @@ impl HubState {
         collect_files(&base, &base, &mut files);
         files.sort_by(|a, b| a.0.cmp(&b.0));
         if !stat && !all_volumes {
-            return Ok(Value::Array(files.into_iter().map(|(rel, _)| vstr(rel)).collect()));
+            return Ok(Value::Array(
+                files.into_iter().map(|(rel, _)| vstr(rel)).collect(),
+            ));
         }
         let mut out = BTreeMap::new();
         for (rel, meta) in files {
@@ -266,12 +301,16 @@ impl HubState {
         let task_id = args.int("taskID")?;
         let name = args.string("fileName")?;
         let offset = match args.get("offset") {
-            Some(Value::String(text)) => text.parse::<i64>().map_err(|_| HubFault::parameter("offset must be an int"))?,
+            Some(Value::String(text)) => text
+                .parse::<i64>()
+                .map_err(|_| HubFault::parameter("offset must be an int"))?,
             Some(other) => as_int(other).unwrap_or(0),
             None => 0,
         };
         let size = match args.get("size") {
-            Some(Value::String(text)) => text.parse::<i64>().map_err(|_| HubFault::parameter("size must be an int"))?,
+            Some(Value::String(text)) => text
+                .parse::<i64>()
+                .map_err(|_| HubFault::parameter("size must be an int"))?,
             Some(other) => as_int(other).unwrap_or(-1),
             None => -1,
         };
@@ -280,7 +319,9 @@ impl HubState {
         }
         let path = self.work_dir().join(task_rel_dir(task_id)).join(&name);
         if !path.is_file() {
-            return Err(HubFault::generic(format!("no file \"{name}\" output by task {task_id}")));
+            return Err(HubFault::generic(format!(
+                "no file \"{name}\" output by task {task_id}"
+            )));
         }
         let data = std::fs::read(&path).map_err(|e| io_fault("cannot read task output", &e))?;
         let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
@@ -289,11 +330,17 @@ impl HubState {
             o if o < 0 => (len + o).max(0),
             _ => 0,
         };
-        let end = if size < 0 { len } else { (start + size).min(len) };
+        let end = if size < 0 {
+            len
+        } else {
+            (start + size).min(len)
+        };
         let slice = data
             .get(usize::try_from(start).unwrap_or(0)..usize::try_from(end).unwrap_or(0))
             .unwrap_or(&[]);
-        Ok(vstr(base64::engine::general_purpose::STANDARD.encode(slice)))
+        Ok(vstr(
+            base64::engine::general_purpose::STANDARD.encode(slice),
+        ))
     }
 }
 
@@ -306,19 +353,19 @@ fn collect_files(base: &Path, dir: &Path, out: &mut Vec<(String, std::fs::Metada
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_dir() {
             collect_files(base, &path, out);
-        } else if meta.is_file() {
-            if let Ok(rel) = path.strip_prefix(base) {
-                let rel: Vec<String> = rel
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-                        _ => None,
-                    })
-                    .collect();
-                let rel = rel.join("/");
-                if rel != ".user" {
-                    out.push((rel, meta));
-                }
+        } else if meta.is_file()
+            && let Ok(rel) = path.strip_prefix(base)
+        {
+            let rel: Vec<String> = rel
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            let rel = rel.join("/");
+            if rel != ".user" {
+                out.push((rel, meta));
             }
         }
     }
@@ -333,7 +380,9 @@ pub fn raw_upload(
     body: &[u8],
 ) -> Result<Value, HubFault> {
     if !caller.logged_in {
-        return Err(HubFault::not_allowed("you must be logged-in to upload a file"));
+        return Err(HubFault::not_allowed(
+            "you must be logged-in to upload a file",
+        ));
     }
     let name = meta
         .query_param("filename")
@@ -344,19 +393,29 @@ pub fn raw_upload(
     let overwrite = !meta.query_param("overwrite").unwrap_or("").is_empty();
     let offset_text = meta.query_param("offset").unwrap_or("0");
     let offset: i64 = offset_text.parse().map_err(|_| {
-        HubFault::plain(format!("<class 'ValueError'>: invalid literal for int() with base 10: '{offset_text}'"))
+        HubFault::plain(format!(
+            "<class 'ValueError'>: invalid literal for int() with base 10: '{offset_text}'"
+        ))
     })?;
     let volume = meta.query_param("volume").unwrap_or("DEFAULT").to_owned();
     let path = {
-        let guard = state.lock().map_err(|_| HubFault::plain("hub state lock poisoned"))?;
+        let guard = state
+            .lock()
+            .map_err(|_| HubFault::plain("hub state lock poisoned"))?;
         guard.upload_path(caller, &reldir, &name, true, Some(&volume))?
     };
     if let Ok(existing) = std::fs::symlink_metadata(&path) {
         if !existing.is_file() {
-            return Err(HubFault::generic(format!("destination not a file: {}", path.display())));
+            return Err(HubFault::generic(format!(
+                "destination not a file: {}",
+                path.display()
+            )));
         }
         if offset == 0 && !overwrite {
-            return Err(HubFault::generic(format!("upload path exists: {}", path.display())));
+            return Err(HubFault::generic(format!(
+                "upload path exists: {}",
+                path.display()
+            )));
         }
     }
     let mut verifier = Verifier::new(&verify)?;
@@ -369,27 +428,44 @@ pub fn raw_upload(
         .open(&path)
         .map_err(|e| io_fault("cannot open upload", &e))?;
     let actual_offset = if offset == -1 {
-        file.seek(SeekFrom::End(0)).map_err(|e| io_fault("cannot seek upload", &e))?
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| io_fault("cannot seek upload", &e))?
     } else {
-        let start = u64::try_from(offset).map_err(|_| HubFault::generic(format!("Invalid offset: {offset}")))?;
+        let start = u64::try_from(offset)
+            .map_err(|_| HubFault::generic(format!("Invalid offset: {offset}")))?;
         if overwrite {
-            file.set_len(start).map_err(|e| io_fault("cannot truncate upload", &e))?;
+            file.set_len(start)
+                .map_err(|e| io_fault("cannot truncate upload", &e))?;
         }
-        file.seek(SeekFrom::Start(start)).map_err(|e| io_fault("cannot seek upload", &e))?
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| io_fault("cannot seek upload", &e))?
     };
-    file.write_all(body).map_err(|e| io_fault("cannot write upload", &e))?;
+    file.write_all(body)
+        .map_err(|e| io_fault("cannot write upload", &e))?;
     verifier.update(body);
     let written = u64::try_from(body.len()).unwrap_or(u64::MAX);
     if !overwrite {
-        let len = file.metadata().map_err(|e| io_fault("cannot stat upload", &e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| io_fault("cannot stat upload", &e))?
+            .len();
         if len != actual_offset + written {
-            return Err(HubFault::generic(format!("Incorrect upload length for {}", path.display())));
+            return Err(HubFault::generic(format!(
+                "Incorrect upload length for {}",
+                path.display()
+            )));
         }
     }
     let mut reply = BTreeMap::new();
-    reply.insert("size".to_owned(), vint(i64::try_from(written).unwrap_or(i64::MAX)));
+    reply.insert(
+        "size".to_owned(),
+        vint(i64::try_from(written).unwrap_or(i64::MAX)),
+    );
     reply.insert("fileverify".to_owned(), vstr(verify));
-    reply.insert("offset".to_owned(), vint(i64::try_from(actual_offset).unwrap_or(i64::MAX)));
+    reply.insert(
+        "offset".to_owned(),
+        vint(i64::try_from(actual_offset).unwrap_or(i64::MAX)),
+    );
     if let Some(digest) = verifier.hexdigest() {
         reply.insert("hexdigest".to_owned(), vstr(digest));
     }
@@ -399,19 +475,23 @@ pub fn raw_upload(
 fn decode_int_arg(value: Option<&Value>, name: &str) -> Result<Option<i64>, HubFault> {
     match value {
         None => Ok(None),
-        Some(Value::String(text)) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| HubFault::parameter(format!("{name} must be an int or a decimal string"))),
-        Some(other) => as_int(other)
-            .map(Some)
-            .ok_or_else(|| HubFault::parameter(format!("{name} must be an int or a decimal string"))),
+        Some(Value::String(text)) => {
+            text.trim().parse().map(Some).map_err(|_| {
+                HubFault::parameter(format!("{name} must be an int or a decimal string"))
+            })
+        }
+        Some(other) => as_int(other).map(Some).ok_or_else(|| {
+            HubFault::parameter(format!("{name} must be an int or a decimal string"))
+        }),
     }
 }
 
 /// The legacy `uploadFile(path, name, size, md5sum, offset, data, volume=None, checksum=None)`.
-pub fn upload_file(state: &std::sync::Mutex<HubState>, caller: &Caller, args: &BoundArgs) -> Result<Value, HubFault> {
+pub fn upload_file(
+    state: &std::sync::Mutex<HubState>,
+    caller: &Caller,
+    args: &BoundArgs,
+) -> Result<Value, HubFault> {
     HubState::assert_login(caller)?;
     let reldir = args.string("path")?;
     let name = args.string("name")?;
@@ -425,10 +505,20 @@ pub fn upload_file(state: &std::sync::Mutex<HubState>, caller: &Caller, args: &B
         None => (String::new(), None),
         Some(Value::String(md5)) => ("md5".to_owned(), Some(md5.clone())),
         Some(Value::Array(pair)) => match (pair.first(), pair.get(1)) {
-            (Some(Value::String(kind)), Some(Value::String(hexdigest))) => (kind.clone(), Some(hexdigest.clone())),
-            _ => return Err(HubFault::parameter("checksum must be a [type, hexdigest] pair")),
+            (Some(Value::String(kind)), Some(Value::String(hexdigest))) => {
+                (kind.clone(), Some(hexdigest.clone()))
+            }
+            _ => {
+                return Err(HubFault::parameter(
+                    "checksum must be a [type, hexdigest] pair",
+                ));
+            }
         },
-        Some(_) => return Err(HubFault::parameter("checksum must be a string or a [type, hexdigest] pair")),
+        Some(_) => {
+            return Err(HubFault::parameter(
+                "checksum must be a string or a [type, hexdigest] pair",
+            ));
+        }
     };
     let digest_of = |bytes: &[u8]| -> Result<Option<String>, HubFault> {
         let mut v = Verifier::new(&verify)?;
@@ -446,15 +536,23 @@ pub fn upload_file(state: &std::sync::Mutex<HubState>, caller: &Caller, args: &B
     }
     let volume = args.opt_string("volume")?;
     let path = {
-        let guard = state.lock().map_err(|_| HubFault::plain("hub state lock poisoned"))?;
+        let guard = state
+            .lock()
+            .map_err(|_| HubFault::plain("hub state lock poisoned"))?;
         guard.upload_path(caller, &reldir, &name, true, volume.as_deref())?
     };
     if let Ok(existing) = std::fs::symlink_metadata(&path) {
         if !existing.is_file() {
-            return Err(HubFault::generic(format!("destination not a file: {}", path.display())));
+            return Err(HubFault::generic(format!(
+                "destination not a file: {}",
+                path.display()
+            )));
         }
         if offset == 0 && !name.ends_with(".log") {
-            return Err(HubFault::generic(format!("file already exists: {}", path.display())));
+            return Err(HubFault::generic(format!(
+                "file already exists: {}",
+                path.display()
+            )));
         }
     }
     let _lock = lock_upload(state, &path)?;
@@ -466,18 +564,22 @@ pub fn upload_file(state: &std::sync::Mutex<HubState>, caller: &Caller, args: &B
         .open(&path)
         .map_err(|e| io_fault("cannot open upload", &e))?;
     if offset == 0 || (offset == -1 && size == Some(content_len)) {
-        file.set_len(0).map_err(|e| io_fault("cannot truncate upload", &e))?;
+        file.set_len(0)
+            .map_err(|e| io_fault("cannot truncate upload", &e))?;
     }
     if offset == -1 {
-        file.seek(SeekFrom::End(0)).map_err(|e| io_fault("cannot seek upload", &e))?;
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| io_fault("cannot seek upload", &e))?;
     } else {
         file.seek(SeekFrom::Start(u64::try_from(offset).unwrap_or(0)))
             .map_err(|e| io_fault("cannot seek upload", &e))?;
     }
-    file.write_all(&contents).map_err(|e| io_fault("cannot write upload", &e))?;
+    file.write_all(&contents)
+        .map_err(|e| io_fault("cannot write upload", &e))?;
     if offset == -1 {
         if let Some(size) = size {
-            file.set_len(u64::try_from(size).unwrap_or(0)).map_err(|e| io_fault("cannot truncate upload", &e))?;
+            file.set_len(u64::try_from(size).unwrap_or(0))
+                .map_err(|e| io_fault("cannot truncate upload", &e))?;
         }
         if digest.is_some() {
             drop(file);

@@ -29,12 +29,20 @@ pub fn decode_method_call(body: &str) -> Result<DecodedCall, HubFault> {
         ))
     })?;
     let (positional, keywords) = split_kwargs(call.params);
-    Ok(DecodedCall { method: call.name.into_owned(), positional, keywords })
+    Ok(DecodedCall {
+        method: call.name.into_owned(),
+        positional,
+        keywords,
+    })
 }
 
 fn first_line(text: &str) -> &str {
     let line = text.lines().next().unwrap_or("");
-    if line.len() > 200 { line.get(..200).unwrap_or(line) } else { line }
+    if line.len() > 200 {
+        line.get(..200).unwrap_or(line)
+    } else {
+        line
+    }
 }
 
 /// `koji.decode_args`: a trailing struct with a true `__starstar` member holds keyword args.
@@ -43,11 +51,9 @@ pub fn split_kwargs(mut params: Vec<Value>) -> (Vec<Value>, BTreeMap<String, Val
         params.last(),
         Some(Value::Struct(members)) if matches!(members.get("__starstar"), Some(Value::Boolean(true)))
     );
-    if is_kwargs {
-        if let Some(Value::Struct(mut members)) = params.pop() {
-            members.remove("__starstar");
-            return (params, members);
-        }
+    if is_kwargs && let Some(Value::Struct(mut members)) = params.pop() {
+        members.remove("__starstar");
+        return (params, members);
     }
     (params, BTreeMap::new())
 }
@@ -79,7 +85,11 @@ pub fn python_float_repr(value: f64) -> String {
         return "nan".to_owned();
     }
     if value.is_infinite() {
-        return if value > 0.0 { "inf".to_owned() } else { "-inf".to_owned() };
+        return if value > 0.0 {
+            "inf".to_owned()
+        } else {
+            "-inf".to_owned()
+        };
     }
     let abs = value.abs();
     if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
@@ -107,18 +117,22 @@ pub fn write_value(value: &Value, out: &mut String) {
             out.push_str("</boolean></value>\n");
         }
         Value::Integer(number) => {
-            let _ = write!(out, "<value><int>{number}</int></value>\n");
+            let _ = writeln!(out, "<value><int>{number}</int></value>");
         }
         Value::Long(number) => {
             // Python has one int type: it only writes <i8> when the number needs it.
             if i32::try_from(*number).is_ok() {
-                let _ = write!(out, "<value><int>{number}</int></value>\n");
+                let _ = writeln!(out, "<value><int>{number}</int></value>");
             } else {
-                let _ = write!(out, "<value><i8>{number}</i8></value>\n");
+                let _ = writeln!(out, "<value><i8>{number}</i8></value>");
             }
         }
         Value::Double(number) => {
-            let _ = write!(out, "<value><double>{}</double></value>\n", python_float_repr(*number));
+            let _ = writeln!(
+                out,
+                "<value><double>{}</double></value>",
+                python_float_repr(*number)
+            );
         }
         Value::String(text) => {
             out.push_str("<value><string>");
@@ -131,7 +145,10 @@ pub fn write_value(value: &Value, out: &mut String) {
             out.push_str("\n</base64></value>\n");
         }
         Value::DateTime(stamp) => {
-            let _ = write!(out, "<value><dateTime.iso8601>{stamp}</dateTime.iso8601></value>\n");
+            let _ = writeln!(
+                out,
+                "<value><dateTime.iso8601>{stamp}</dateTime.iso8601></value>"
+            );
         }
         Value::Array(items) => {
             out.push_str("<value><array><data>\n");
@@ -207,7 +224,9 @@ pub enum StoredResult {
 pub fn decode_response(body: &str) -> Result<StoredResult, HubFault> {
     if body.contains("<fault>") {
         let fault = dxr::FaultResponse::from_xml(body).map_err(|err| {
-            HubFault::generic(format!("task result is not a valid XML-RPC fault document: {err}"))
+            HubFault::generic(format!(
+                "task result is not a valid XML-RPC fault document: {err}"
+            ))
         })?;
         return Ok(StoredResult::Fault {
             code: fault.fault.code(),
@@ -248,7 +267,12 @@ pub fn vopt_f64(number: Option<f64>) -> Value {
 }
 
 pub fn vstruct<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Struct(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    Value::Struct(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
 }
 
 /// Read an integer argument the way Python would accept it (int, or a long).

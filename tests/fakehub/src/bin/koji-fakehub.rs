@@ -7,7 +7,10 @@ use clap::Parser;
 use koji_fakehub::{FakeHub, FakeHubConfig, HostConfig, HubVersion, NewTask, Value};
 
 #[derive(Debug, Parser)]
-#[command(name = "koji-fakehub", about = "A fake Koji hub that follows kojihub's rules, for tests and demos")]
+#[command(
+    name = "koji-fakehub",
+    about = "A fake Koji hub that follows kojihub's rules, for tests and demos"
+)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -46,10 +49,15 @@ async fn main() -> std::process::ExitCode {
         hosts: cli
             .hosts
             .iter()
-            .map(|name| HostConfig::new(name).with_password(&cli.host_password).with_arches(&cli.arches))
+            .map(|name| {
+                HostConfig::new(name)
+                    .with_password(&cli.host_password)
+                    .with_arches(&cli.arches)
+            })
             .collect(),
         ssl_login_user: cli.hosts.first().cloned(),
-        session_renewal_timeout: (cli.session_timeout > 0).then(|| Duration::from_secs(cli.session_timeout)),
+        session_renewal_timeout: (cli.session_timeout > 0)
+            .then(|| Duration::from_secs(cli.session_timeout)),
         topdir: cli.topdir.clone(),
         ..FakeHubConfig::default()
     };
@@ -61,16 +69,30 @@ async fn main() -> std::process::ExitCode {
         }
     };
     for _ in 0..cli.sleep_tasks {
-        if let Err(fault) = hub.create_task(NewTask::new("sleep", vec![Value::Integer(cli.sleep_seconds)])) {
+        if let Err(fault) = hub.create_task(NewTask::new(
+            "sleep",
+            vec![Value::Integer(cli.sleep_seconds)],
+        )) {
             eprintln!("koji-fakehub: cannot seed a sleep task: {fault}");
             return std::process::ExitCode::FAILURE;
         }
     }
-    println!("koji-fakehub {} listening on {}", cli.hub_version, hub.url());
+    println!(
+        "koji-fakehub {} listening on {}",
+        cli.hub_version,
+        hub.url()
+    );
     println!("topdir: {}", hub.topdir().display());
-    println!("hosts: {} (password login: {:?}); admin user: kojiadmin/kojiadmin", cli.hosts.join(", "), cli.host_password);
+    println!(
+        "hosts: {} (password login: {:?}); admin user: kojiadmin/kojiadmin",
+        cli.hosts.join(", "),
+        cli.host_password
+    );
     if cli.sleep_tasks > 0 {
-        println!("seeded {} sleep task(s) of {} s", cli.sleep_tasks, cli.sleep_seconds);
+        println!(
+            "seeded {} sleep task(s) of {} s",
+            cli.sleep_tasks, cli.sleep_seconds
+        );
     }
     let _ = tokio::signal::ctrl_c().await;
     println!("koji-fakehub: stopping");
