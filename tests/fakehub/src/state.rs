@@ -285,6 +285,8 @@ impl HubState {
                     enabled: host.enabled,
                     ready: false,
                     task_load: 0.0,
+                    // A host that never called updateHost has no update time (the idle
+                    // transcript's first host.getHost shows nil).
                     update_ts: None,
                     channels,
                     description: None,

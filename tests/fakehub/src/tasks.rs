@@ -994,6 +994,23 @@ impl HubState {
         let mut info = BTreeMap::new();
         info.insert("arch".to_owned(), vstr(&br.arch));
         info.insert("br_type".to_owned(), vint(0));
+        info.insert("cg_id".to_owned(), Value::Nil);
+        info.insert("cg_name".to_owned(), Value::Nil);
+        info.insert("cg_version".to_owned(), Value::Nil);
+        info.insert(
+            "create_event_time".to_owned(),
+            vstr(crate::state::format_ts(br.create_ts)),
+        );
+        info.insert("extra".to_owned(), Value::Nil);
+        info.insert(
+            "repo_create_event_time".to_owned(),
+            repo.map_or(Value::Nil, |r| vstr(crate::state::format_ts(r.create_ts))),
+        );
+        info.insert(
+            "retire_event_time".to_owned(),
+            br.retire_ts
+                .map_or(Value::Nil, |ts| vstr(crate::state::format_ts(ts))),
+        );
         info.insert("container_arch".to_owned(), vstr(&br.arch));
         info.insert("container_type".to_owned(), vstr("chroot"));
         info.insert("create_event_id".to_owned(), vint(br.create_event));
@@ -1025,10 +1042,18 @@ impl HubState {
     }
 
     pub fn list_buildroots(&self, args: &BoundArgs) -> Result<Value, HubFault> {
-        let host = args.opt_int("hostID")?;
-        let task = args.opt_int("taskID")?;
-        let repo = args.opt_int("repoID")?;
-        let br_id = args.opt_int("buildrootID")?;
+        // Each of these filters takes an int or a list of ints, as kojihub's do.
+        let id_filter = |name: &str| -> Result<Option<Vec<i64>>, HubFault> {
+            match args.get(name) {
+                None => Ok(None),
+                Some(Value::Array(_)) => args.int_list(name),
+                Some(_) => args.int(name).map(|id| Some(vec![id])),
+            }
+        };
+        let host = id_filter("hostID")?;
+        let task = id_filter("taskID")?;
+        let repo = id_filter("repoID")?;
+        let br_id = id_filter("buildrootID")?;
         let states = match args.get("state") {
             None => None,
             Some(Value::Array(_)) => args.int_list("state")?,
@@ -1037,10 +1062,13 @@ impl HubState {
         Ok(Value::Array(
             self.buildroots
                 .values()
-                .filter(|b| host.is_none_or(|h| b.host_id == h))
-                .filter(|b| task.is_none_or(|t| b.task_id == Some(t)))
-                .filter(|b| repo.is_none_or(|r| b.repo_id == r))
-                .filter(|b| br_id.is_none_or(|id| b.id == id))
+                .filter(|b| host.as_ref().is_none_or(|h| h.contains(&b.host_id)))
+                .filter(|b| {
+                    task.as_ref()
+                        .is_none_or(|t| b.task_id.is_some_and(|id| t.contains(&id)))
+                })
+                .filter(|b| repo.as_ref().is_none_or(|r| r.contains(&b.repo_id)))
+                .filter(|b| br_id.as_ref().is_none_or(|ids| ids.contains(&b.id)))
                 .filter(|b| {
                     states
                         .as_ref()
