@@ -1,0 +1,292 @@
+//! The fake hub checked by a client nobody here wrote: upstream koji 1.36.1's `ClientSession`
+//! and `koji` CLI (`pip install --no-deps koji==1.36.1 requests python-dateutil six
+//! defusedxml`). The Python side asserts on every reply, so a misbehaving hub fails the test.
+
+use std::process::Command;
+use std::time::Duration;
+
+use koji_fakehub::{
+    Action, FakeHub, FakeHubConfig, HostConfig, Injection, NewTask, TaskState, Value,
+};
+
+const PEER_SCRIPT: &str = r#"
+import os, sys, zlib
+import koji
+from koji.xmlrpcplus import dumps
+
+url, task_id, upload_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+opts = {'max_retries': 3, 'retry_interval': 0.1, 'offline_retry': True, 'offline_retry_interval': 0.2,
+        'user': 'builder1.local', 'password': 'secret'}
+session = koji.ClientSession(url, opts)
+assert session.getKojiVersion() == '1.35.3'
+session.login()
+assert session.logged_in and session.sinfo['header-auth'] is True
+session.exclusiveSession(force=True)
+assert session.echo('OK') == ['OK']
+# The hub answers ServerOffline once (injected); the client waits and retries.
+assert session.getLoggedInUser()['name'] == 'builder1.local'
+# The hub answers HTTP 502 once (injected); the client retries the same callnum.
+assert session.host.getID() == 1
+host = session.host.getHost()
+assert host['name'] == 'builder1.local' and host['capacity'] == 2.0, host
+session.host.updateHost(0.0, True, data={'methods': ['sleep'], 'maxjobs': 4})
+assigned = session.host.getTasks()
+assert [t['id'] for t in assigned] == [task_id], assigned
+info = session.getTaskInfo(task_id, request=True)
+assert info['request'] == [3] and info['state'] == koji.TASK_STATES['ASSIGNED'], info
+opened = session.host.openTask(task_id)
+assert opened['state'] == koji.TASK_STATES['OPEN'] and '<methodName>sleep</methodName>' in opened['request']
+session.host.setTaskWeight(task_id, 0.5)
+assert session.host.getHostTasks() == [{'id': task_id, 'waiting': None, 'weight': 0.5}]
+
+sub = session.subsession()
+assert sub.getSessionInfo()['master'] == session.sinfo['session-id']
+child = sub.host.subtask(method='sleep', arglist=[1], parent=task_id, label='nap', arch='noarch')
+assert sub.host.subtask(method='sleep', arglist=[1], parent=task_id, label='nap') == child
+sub.host.taskSetWait(task_id, [child])
+assert sub.host.taskWait(task_id) == [[], [child]]
+
+# fastUpload through uploadWrapper: 1 MiB rawUpload chunks, adler32 checked, then checkUpload.
+updir = koji.pathinfo.taskrelpath(task_id)
+sub.uploadWrapper(upload_file, updir, name='payload.bin')
+with open(upload_file, 'rb') as f:
+    data = f.read()
+check = sub.checkUpload(updir, 'payload.bin', verify='adler32')
+assert check['size'] == len(data), check
+assert check['hexdigest'] == '%08x' % (zlib.adler32(data) & 0xffffffff), check
+assert sub.listTaskOutput(task_id) == ['payload.bin']
+try:
+    sub.uploadWrapper(upload_file, 'tasks/9999/9999', name='x.bin')
+    raise AssertionError('upload into a task we do not own must fail')
+except koji.ActionNotAllowed as e:
+    assert 'does not own task 9999' in str(e)
+
+# A multicall with one failing entry.
+with sub.multicall() as m:
+    version = m.getKojiVersion()
+    missing = m.getTaskInfo(424242, strict=True)
+    echoed = m.echo(1, 'two')
+assert version.result == '1.35.3' and echoed.result == [1, 'two']
+try:
+    missing.result
+    raise AssertionError('strict getTaskInfo of a missing task must fault')
+except koji.GenericError as e:
+    assert 'No such task: 424242' in str(e)
+
+for bad in (lambda: sub.getTaskInfo(), lambda: sub.getTaskInfo(1, bogus=1)):
+    try:
+        bad()
+        raise AssertionError('signature mismatch must be a ParameterError')
+    except koji.ParameterError:
+        pass
+
+sub.host.closeTask(task_id, dumps(({'done': True},), methodresponse=1))
+assert sub.getTaskResult(task_id) == {'done': True}
+try:
+    sub.host.failTask(task_id, dumps(koji.xmlrpcplus.Fault(1000, 'late')))
+    raise AssertionError('a closed task cannot be failed')
+except koji.ActionNotAllowed:
+    pass
+session.logoutChild(sub.sinfo['session-id'])
+session.logout()
+print('PEER-OK')
+"#;
+
+fn python() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+fn require_koji_module() {
+    let probe = Command::new(python())
+        .args(["-c", "import koji, requests; print(koji.__file__)"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        other => panic!(
+            "this test needs upstream koji for python3: pip install --no-deps koji==1.36.1 requests \
+             python-dateutil six defusedxml ({other:?})"
+        ),
+    }
+}
+
+fn payload() -> Vec<u8> {
+    // 2.5 MiB of non-repeating bytes: three rawUpload chunks, the last one short.
+    (0..(5u32 << 19))
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_client_session_drives_the_hub() {
+    require_koji_module();
+    let hub = FakeHub::start(FakeHubConfig {
+        hosts: vec![HostConfig::new("builder1.local").with_password("secret")],
+        ..FakeHubConfig::default()
+    })
+    .await
+    .unwrap();
+    let task = hub
+        .create_task(NewTask::new("sleep", vec![Value::Integer(3)]))
+        .unwrap();
+    hub.inject(Injection::method(
+        "getLoggedInUser",
+        Some(1),
+        Action::Offline {
+            message: "server is offline".into(),
+        },
+    ));
+    hub.inject(Injection::method(
+        "host.getID",
+        Some(1),
+        Action::HttpStatus(502),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("peer.py");
+    std::fs::write(&script, PEER_SCRIPT).unwrap();
+    let upload = dir.path().join("payload.bin");
+    std::fs::write(&upload, payload()).unwrap();
+    let url = hub.url();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(&script)
+            .arg(&url)
+            .arg(task.to_string())
+            .arg(&upload)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("PEER-OK"),
+        "peer failed:\n{stdout}\n{stderr}"
+    );
+
+    // What the hub recorded agrees with what the peer did.
+    let closed = hub.task(task).unwrap();
+    assert_eq!(closed.state, TaskState::Closed);
+    assert_eq!(
+        hub.task_result(task).unwrap(),
+        koji_fakehub::xmlrpc::vstruct([("done", Value::Boolean(true))])
+    );
+    assert_eq!(hub.task_output(task, "payload.bin").unwrap(), payload());
+    let child = hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(task))
+        .unwrap();
+    assert_eq!((child.label.as_deref(), child.priority), (Some("nap"), 19));
+    let methods = hub.called_methods();
+    let uploads = methods.iter().filter(|m| *m == "rawUpload").count();
+    assert_eq!(
+        uploads,
+        3 + 1,
+        "three chunks of payload.bin and one refused upload"
+    );
+    assert_eq!(
+        methods.iter().filter(|m| *m == "getLoggedInUser").count(),
+        2,
+        "offline once, then retried"
+    );
+    assert_eq!(
+        methods.iter().filter(|m| *m == "host.getID").count(),
+        2,
+        "502 once, then retried"
+    );
+    let retried: Vec<_> = hub
+        .call_log()
+        .into_iter()
+        .filter(|r| r["direction"] == "request" && r["method"] == "host.getID")
+        .map(|r| r["headers"]["koji-session-callnum"].clone())
+        .collect();
+    assert_eq!(retried[0], retried[1], "a retry keeps its callnum");
+    assert!(methods.contains(&"multiCall".to_owned()));
+    assert!(
+        hub.sessions().iter().all(|s| s.closed),
+        "logout closed the session and its subsession"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_koji_cli_talks_to_the_hub() {
+    require_koji_module();
+    let hub = FakeHub::start(FakeHubConfig::default()).await.unwrap();
+    let task = hub
+        .create_task(NewTask::new("sleep", vec![Value::Integer(30)]))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("koji.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[koji]\nserver = {}\nauthtype = password\nmax_retries = 0\n",
+            hub.url()
+        ),
+    )
+    .unwrap();
+    let conf = conf.to_string_lossy().into_owned();
+    let run = move |args: &[&str], password: &str| {
+        let mut command =
+            Command::new(std::env::var("KOJI_CLI").unwrap_or_else(|_| "koji".to_owned()));
+        command
+            .args(["-c", &conf, "--user", "kojiadmin", "--password", password])
+            .args(args);
+        command.output().unwrap()
+    };
+    let (hello, version, info, wrong, cancel) = tokio::task::spawn_blocking(move || {
+        (
+            run(&["hello"], "kojiadmin"),
+            run(&["call", "getKojiVersion"], "kojiadmin"),
+            run(
+                &[
+                    "call",
+                    "--json-output",
+                    "getTaskInfo",
+                    &task.to_string(),
+                    "request=True",
+                ],
+                "kojiadmin",
+            ),
+            run(&["hello"], "wrong"),
+            run(&["cancel", &task.to_string()], "kojiadmin"),
+        )
+    })
+    .await
+    .unwrap();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(hello.status.success(), "{}", text(&hello));
+    assert!(
+        text(&hello).contains("kojiadmin") && text(&hello).contains("Koji 1.35.3"),
+        "{}",
+        text(&hello)
+    );
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "'1.35.3'");
+    let info: serde_json::Value =
+        serde_json::from_slice(&info.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&info)));
+    assert_eq!(
+        (
+            info["id"].as_i64(),
+            info["method"].as_str(),
+            info["request"][0].as_i64()
+        ),
+        (Some(task), Some("sleep"), Some(30))
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("invalid username or password"),
+        "{}",
+        text(&wrong)
+    );
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    assert_eq!(hub.task(task).unwrap().state, TaskState::Canceled);
+    // Give the CLI's logouts time to land before the hub goes away.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
