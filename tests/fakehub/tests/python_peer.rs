@@ -290,3 +290,142 @@ async fn upstream_koji_cli_talks_to_the_hub() {
     // Give the CLI's logouts time to land before the hub goes away.
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A throwaway PKI: a CA, a server certificate for 127.0.0.1 and client certificates.
+mod pki {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::Rsa;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+    use openssl::x509::{X509, X509NameBuilder};
+
+    pub fn key() -> PKey<Private> {
+        PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+    }
+
+    pub fn cert(
+        cn: &str,
+        key: &PKey<Private>,
+        issuer: Option<(&X509, &PKey<Private>)>,
+        server: bool,
+    ) -> X509 {
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut builder = X509::builder().unwrap();
+        builder.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+        builder
+            .set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        builder.set_subject_name(&name).unwrap();
+        builder.set_pubkey(key).unwrap();
+        builder
+            .set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        builder
+            .set_not_after(&Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        match issuer {
+            None => {
+                builder.set_issuer_name(&name).unwrap();
+                builder
+                    .append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+                builder.sign(key, MessageDigest::sha256()).unwrap();
+            }
+            Some((ca, ca_key)) => {
+                builder.set_issuer_name(ca.subject_name()).unwrap();
+                if server {
+                    let san = SubjectAlternativeName::new()
+                        .ip("127.0.0.1")
+                        .build(&builder.x509v3_context(Some(ca), None))
+                        .unwrap();
+                    builder.append_extension(san).unwrap();
+                }
+                builder.sign(ca_key, MessageDigest::sha256()).unwrap();
+            }
+        }
+        builder.build()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_ssl_login_over_https_uses_the_certificate_cn() {
+    require_koji_module();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let ca_key = pki::key();
+    let ca = pki::cert("fakehub test CA", &ca_key, None, false);
+    let server_key = pki::key();
+    let server = pki::cert("127.0.0.1", &server_key, Some((&ca, &ca_key)), true);
+    std::fs::write(path("ca.pem"), ca.to_pem().unwrap()).unwrap();
+    std::fs::write(path("server.pem"), server.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        path("server.key"),
+        server_key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    for cn in ["builder1.local", "stranger"] {
+        let key = pki::key();
+        let cert = pki::cert(cn, &key, Some((&ca, &ca_key)), false);
+        let mut pem = cert.to_pem().unwrap();
+        pem.extend(key.private_key_to_pem_pkcs8().unwrap());
+        std::fs::write(path(&format!("{cn}.pem")), pem).unwrap();
+    }
+    let hub = FakeHub::start(FakeHubConfig {
+        tls: Some(koji_fakehub::TlsConfig {
+            cert_pem: path("server.pem"),
+            key_pem: path("server.key"),
+            client_ca_pem: Some(path("ca.pem")),
+        }),
+        // Over TLS, only a verified certificate says who logs in.
+        ssl_login_user: None,
+        ..FakeHubConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(hub.url().starts_with("https://127.0.0.1:"));
+    let script = r#"
+import sys, koji
+url, d = sys.argv[1], sys.argv[2]
+s = koji.ClientSession(url, {'max_retries': 0})
+assert s.ssl_login(cert=d + '/builder1.local.pem', serverca=d + '/ca.pem')
+assert s.getLoggedInUser()['name'] == 'builder1.local'
+assert s.getSessionInfo()['authtype'] == koji.AUTHTYPES['SSL']
+s.exclusiveSession(force=True)
+assert s.host.getID() == 1
+other = koji.ClientSession(url, {'max_retries': 0})
+try:
+    other.ssl_login(cert=d + '/stranger.pem', serverca=d + '/ca.pem')
+    raise AssertionError('a certificate of an unknown user must not log in')
+except koji.AuthError as e:
+    assert 'Unknown user: stranger' in str(e), e
+print('TLS-OK')
+"#;
+    std::fs::write(path("tls.py"), script).unwrap();
+    let (script_path, url, dir_arg) = (path("tls.py"), hub.url(), dir.path().to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script_path)
+            .arg(url)
+            .arg(dir_arg)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success() && all.contains("TLS-OK"), "{all}");
+    assert!(
+        hub.called_methods()
+            .starts_with(&["sslLogin".to_owned(), "getLoggedInUser".to_owned()])
+    );
+}
