@@ -70,10 +70,14 @@ impl CallLog {
         (now, self.started.elapsed().as_secs_f64())
     }
 
+    /// `proc` is `main` for a session without master, `sub:<id>` for a subsession (kojid's
+    /// task processes use one each), and null without a session.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_request(
         &mut self,
         http_method: &str,
         meta: &RequestMeta,
+        session: Option<(i64, Option<i64>)>,
         method: Option<&str>,
         body_xml: Option<&str>,
         raw: &[u8],
@@ -102,7 +106,12 @@ impl CallLog {
             "xid": xid,
             "t": t,
             "rel": rel,
-            "proc": Json::Null,
+            "proc": match session {
+                Some((_, None)) => json!("main"),
+                Some((id, Some(_))) => json!(format!("sub:{id}")),
+                None => Json::Null,
+            },
+            "session_id": session.map(|(id, _)| id),
             "direction": "request",
             "http_method": http_method,
             "url_path": meta.path,

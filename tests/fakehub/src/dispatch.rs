@@ -404,6 +404,16 @@ pub fn dispatch(
         }
         return Ok(Value::Array(results));
     }
+    let custom = lock(state)?.custom_methods.get(&call.method).cloned();
+    if let Some(custom) = custom {
+        let args = bind(&custom.signature, call.positional, call.keywords)?;
+        let mut guard = lock(state)?;
+        let result = (custom.handler)(&mut guard, caller, &args);
+        if result.is_ok() && custom.mutating {
+            guard.commit_callnum(caller);
+        }
+        return result;
+    }
     let spec = lookup(version, &call.method).ok_or_else(|| invalid_method(&call.method))?;
     let args = bind(&spec.signature, call.positional, call.keywords)?;
     let result = if spec.name == "uploadFile" {
@@ -460,6 +470,7 @@ fn run_method(
                 .into_iter()
                 .map(|m| vstr(m.name))
                 .collect();
+            names.extend(hub.custom_methods.keys().map(vstr));
             names.push(vstr("multiCall"));
             names.push(vstr("system.multicall"));
             Ok(Value::Array(names))

@@ -279,6 +279,33 @@ impl FakeHub {
         });
     }
 
+    // ---- growth ----------------------------------------------------------------------------
+
+    /// Add (or override) a method: `params` are its Python parameter names, the first
+    /// `required` of them mandatory, and `mutating` says whether a success stores the callnum.
+    /// Host methods should start with `state.verify_host(caller)?` as the built-in ones do.
+    pub fn register_method(
+        &self,
+        name: &'static str,
+        params: &'static [&'static str],
+        required: usize,
+        mutating: bool,
+        handler: impl Fn(&mut HubState, &auth::Caller, &args::BoundArgs) -> Result<Value, HubFault>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let function = name.rsplit('.').next().unwrap_or(name);
+        let method = state::CustomMethod {
+            signature: args::Signature::new(function, params, required),
+            mutating,
+            handler: Arc::new(handler),
+        };
+        self.with_state(|s| {
+            s.custom_methods.insert(name.to_owned(), method);
+        });
+    }
+
     // ---- call log ------------------------------------------------------------------------
 
     /// Every exchange so far, in the golden transcripts' record shape.

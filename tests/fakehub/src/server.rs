@@ -201,10 +201,23 @@ async fn handle(
     } else {
         text_body.as_deref().and_then(sniff_method_name)
     };
+    let session = meta
+        .header("Koji-Session-Id")
+        .or_else(|| meta.query_param("session-id"))
+        .and_then(|id| id.trim().parse::<i64>().ok())
+        .map(|id| {
+            let master = shared
+                .state
+                .lock()
+                .ok()
+                .and_then(|s| s.sessions.get(&id).and_then(|row| row.master));
+            (id, master)
+        });
     let xid = match shared.log.lock() {
         Ok(mut log) => log.record_request(
             parts.method.as_str(),
             &meta,
+            session,
             method_name.as_deref(),
             text_body.as_deref(),
             &body,
@@ -329,7 +342,11 @@ fn handle_rpc(shared: &Shared, meta: &RequestMeta, body: &str) -> Result<String,
         return Err(HubFault::generic("Request too long"));
     }
     let call = decode_method_call(body)?;
-    if !matches!(call.method.as_str(), "multiCall" | "system.multicall")
+    let custom = lock(&shared.state)?
+        .custom_methods
+        .contains_key(&call.method);
+    if !custom
+        && !matches!(call.method.as_str(), "multiCall" | "system.multicall")
         && lookup(version, &call.method).is_none()
     {
         return Err(HubFault::generic(format!(

@@ -195,6 +195,36 @@ pub struct HubState {
     pub last_scheduler_run: Option<Instant>,
     /// Upload files locked by a test (to provoke `LockError`) or by a running upload.
     pub locked_uploads: HashMap<PathBuf, u32>,
+    /// Methods registered by tests (`FakeHub::register_method`); they take precedence over
+    /// the built-in table.
+    pub custom_methods: BTreeMap<String, CustomMethod>,
+}
+
+/// A method a test adds (or overrides) without changing the crate.
+pub type CustomHandler = std::sync::Arc<
+    dyn Fn(
+            &mut HubState,
+            &crate::auth::Caller,
+            &crate::args::BoundArgs,
+        ) -> Result<Value, crate::faults::HubFault>
+        + Send
+        + Sync,
+>;
+
+#[derive(Clone)]
+pub struct CustomMethod {
+    pub signature: crate::args::Signature,
+    pub mutating: bool,
+    pub handler: CustomHandler,
+}
+
+impl std::fmt::Debug for CustomMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomMethod")
+            .field("signature", &self.signature)
+            .field("mutating", &self.mutating)
+            .finish()
+    }
 }
 
 pub fn wall_clock() -> f64 {
@@ -250,6 +280,7 @@ impl HubState {
             clock_offset: 0.0,
             last_scheduler_run: None,
             locked_uploads: HashMap::new(),
+            custom_methods: BTreeMap::new(),
         };
         state.channels.insert(1, "default".to_owned());
         state.channels.insert(2, "createrepo".to_owned());

@@ -1511,3 +1511,116 @@ async fn call_log_has_the_transcript_shape() {
     hub.clear_call_log();
     assert!(hub.call_log().is_empty());
 }
+
+#[tokio::test]
+async fn tests_can_register_methods_and_the_log_names_the_session() {
+    let hub = hub().await;
+    hub.register_method(
+        "getBuildConfig",
+        &["tag", "event"],
+        1,
+        false,
+        |_state, _caller, args| {
+            Ok(vstruct([
+                ("name", s(&args.string("tag")?)),
+                ("arches", s("x86_64")),
+            ]))
+        },
+    );
+    hub.register_method("host.ping", &[], 0, true, |state, caller, _args| {
+        Ok(i(i32::try_from(state.verify_host(caller)?).unwrap()))
+    });
+    let mut b1 = host_client(&hub, "builder1.local", "pw1").await;
+    assert_eq!(
+        field(
+            &ok(&mut b1, "getBuildConfig", vec![s("dist-build")]).await,
+            "name"
+        ),
+        &s("dist-build")
+    );
+    assert_eq!(
+        fault(&mut b1, "getBuildConfig", vec![]).await.code,
+        code::PARAMETER
+    );
+    assert_eq!(ok(&mut b1, "host.ping", vec![]).await, i(1));
+    let mut sub = b1.subsession().await.unwrap().unwrap();
+    ok(&mut sub, "host.ping", vec![]).await;
+    let mut anonymous = RawClient::new(hub.url());
+    assert_eq!(
+        fault(&mut anonymous, "host.ping", vec![]).await.message,
+        "Not logged in"
+    );
+    let log = hub.call_log();
+    let procs: Vec<_> = log
+        .iter()
+        .filter(|r| r["direction"] == "request")
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap_or("").to_owned(),
+                r["proc"].clone(),
+            )
+        })
+        .collect();
+    let sub_id = sub.session.as_ref().unwrap().id;
+    assert_eq!(procs[0], ("login".to_owned(), serde_json::Value::Null));
+    assert_eq!(
+        procs[1],
+        ("exclusiveSession".to_owned(), serde_json::json!("main"))
+    );
+    assert_eq!(
+        procs[6],
+        (
+            "host.ping".to_owned(),
+            serde_json::json!(format!("sub:{sub_id}"))
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_hub_with_seeded_sleep_tasks() {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_koji-fakehub"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--host",
+            "builder9.local",
+            "--host-password",
+            "pw9",
+            "--sleep-tasks",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let url = first_line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/kojihub"),
+        "{first_line}"
+    );
+    let mut client = RawClient::new(url);
+    client
+        .login("builder9.local", "pw9")
+        .await
+        .unwrap()
+        .unwrap();
+    ok(&mut client, "exclusiveSession", vec![]).await;
+    ok(
+        &mut client,
+        "host.updateHost",
+        vec![Value::Double(0.0), Value::Boolean(true), vstruct([])],
+    )
+    .await;
+    let tasks = ok(&mut client, "host.getTasks", vec![]).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let Value::Array(tasks) = tasks else {
+        panic!("{tasks:?}")
+    };
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| field(t, "method") == &s("sleep")));
+}
