@@ -1594,9 +1594,9 @@ async fn the_binary_serves_a_hub_with_seeded_sleep_tasks() {
         .spawn()
         .unwrap();
     let mut first_line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
+    // The reading end stays open for the child's lifetime.
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    output.read_line(&mut first_line).unwrap();
     let url = first_line.trim().rsplit(' ').next().unwrap().to_owned();
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/kojihub"),
@@ -1618,6 +1618,7 @@ async fn the_binary_serves_a_hub_with_seeded_sleep_tasks() {
     let tasks = ok(&mut client, "host.getTasks", vec![]).await;
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(output);
     let Value::Array(tasks) = tasks else {
         panic!("{tasks:?}")
     };

@@ -1,6 +1,7 @@
 //! `koji-fakehub`: serve a fake Koji hub from the command line, for demos and for checking the
 //! worker by hand.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Parser;
@@ -41,6 +42,13 @@ struct Cli {
     session_timeout: u64,
 }
 
+/// Print a line; a closed stdout (a test that stopped reading) must not kill the hub.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -77,24 +85,25 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     }
-    println!(
+    say!(
         "koji-fakehub {} listening on {}",
         cli.hub_version,
         hub.url()
     );
-    println!("topdir: {}", hub.topdir().display());
-    println!(
+    say!("topdir: {}", hub.topdir().display());
+    say!(
         "hosts: {} (password login: {:?}); admin user: kojiadmin/kojiadmin",
         cli.hosts.join(", "),
         cli.host_password
     );
     if cli.sleep_tasks > 0 {
-        println!(
+        say!(
             "seeded {} sleep task(s) of {} s",
-            cli.sleep_tasks, cli.sleep_seconds
+            cli.sleep_tasks,
+            cli.sleep_seconds
         );
     }
     let _ = tokio::signal::ctrl_c().await;
-    println!("koji-fakehub: stopping");
+    say!("koji-fakehub: stopping");
     std::process::ExitCode::SUCCESS
 }
