@@ -140,9 +140,14 @@ pub fn write_value(value: &Value, out: &mut String) {
             out.push_str("</string></value>\n");
         }
         Value::Base64(bytes) => {
+            // Python's base64.encodebytes: lines of at most 76 characters, each ending in \n.
             out.push_str("<value><base64>\n");
-            out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
-            out.push_str("\n</base64></value>\n");
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            for line in encoded.as_bytes().chunks(76) {
+                out.push_str(&String::from_utf8_lossy(line));
+                out.push('\n');
+            }
+            out.push_str("</base64></value>\n");
         }
         Value::DateTime(stamp) => {
             let _ = writeln!(

@@ -429,3 +429,84 @@ print('TLS-OK')
             .starts_with(&["sslLogin".to_owned(), "getLoggedInUser".to_owned()])
     );
 }
+
+/// Our encoder against Python's own marshaller: Python decodes our document and writes it
+/// again with `koji.xmlrpcplus.dumps`; the bytes must be identical.
+#[test]
+fn encoder_is_byte_identical_to_python_xmlrpc() {
+    use koji_fakehub::xmlrpc::{encode_fault, encode_response, vstruct};
+    require_koji_module();
+    let values = vec![
+        Value::Nil,
+        Value::Boolean(true),
+        Value::Integer(-7),
+        Value::Long(1 << 40),
+        Value::Long(42),
+        Value::Double(2.0),
+        Value::Double(0.1),
+        Value::Double(1_795_723_412.601_172),
+        Value::Double(1e16),
+        Value::Double(1.5e-5),
+        Value::Double(-0.0),
+        Value::String("a < b && c > d — ünïcode".into()),
+        Value::String(String::new()),
+        Value::Base64(b"short".to_vec()),
+        Value::Base64((0..200u8).collect()),
+        Value::Base64(Vec::new()),
+        Value::Array(vec![]),
+        vstruct([]),
+        Value::Array(vec![Value::Array(vec![
+            Value::Integer(14),
+            vstruct([("logs", Value::Array(vec![Value::String("x".into())]))]),
+        ])]),
+        vstruct([
+            ("waiting", Value::Nil),
+            ("weight", Value::Double(0.2)),
+            ("id", Value::Integer(13)),
+        ]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut documents = Vec::new();
+    for value in &values {
+        documents.push(encode_response(value));
+    }
+    documents.push(encode_fault(1000, "Task 15 is canceled"));
+    let input = dir.path().join("docs.json");
+    std::fs::write(&input, serde_json::to_vec(&documents).unwrap()).unwrap();
+    let script = r#"
+import json, sys
+import koji
+from koji.xmlrpcplus import dumps, Fault
+import xmlrpc.client
+docs = json.load(open(sys.argv[1]))
+bad = 0
+for doc in docs:
+    try:
+        params, _ = xmlrpc.client.loads(doc)
+        again = dumps(params, methodresponse=1)
+    except Fault as fault:
+        again = dumps(fault)
+    if again != doc:
+        bad += 1
+        print('MISMATCH\nours:   %r\npython: %r' % (doc, again))
+print('checked', len(docs), 'bad', bad)
+sys.exit(1 if bad else 0)
+"#;
+    let script_path = dir.path().join("diff.py");
+    std::fs::write(&script_path, script).unwrap();
+    let output = Command::new(python())
+        .arg(&script_path)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("checked {} bad 0", values.len() + 1)),
+        "{text}"
+    );
+}
