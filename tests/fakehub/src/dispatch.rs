@@ -133,6 +133,12 @@ fn methods() -> Vec<MethodSpec> {
             false,
         ),
         spec(
+            "listTasks",
+            S("listTasks", &["opts", "queryOpts"], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
             "taskFinished",
             S("taskFinished", &["taskId"], 1),
             (1, 0),
@@ -501,6 +507,7 @@ fn run_method(
         }
         "getTaskResult" => hub.task_result(args.int("taskId")?, args.flag("raise_fault", true)),
         "getTaskChildren" => hub.get_task_children(args),
+        "listTasks" => hub.list_tasks(args),
         "taskFinished" => Ok(Value::Boolean(
             hub.task(args.int("taskId")?)?.state.is_finished(),
         )),

@@ -1103,3 +1103,150 @@ fn json_to_value(json: &str) -> Option<Value> {
         .ok()
         .map(convert)
 }
+
+impl HubState {
+    /// `listTasks(opts=None, queryOpts=None)`: the filters kojid and the CLI use (`state`,
+    /// `method`, `owner`, `host_id`, `parent`, `arch`, `channel_id`, `id`, `decode`) and the
+    /// query options `order`, `limit`, `offset`, `countOnly`.
+    pub fn list_tasks(&self, args: &BoundArgs) -> Result<Value, HubFault> {
+        let empty = BTreeMap::new();
+        let opts = match args.get("opts") {
+            Some(Value::Struct(opts)) => opts,
+            None => &empty,
+            Some(other) => {
+                return Err(HubFault::parameter(format!(
+                    "opts must be a dict, got {}",
+                    crate::xmlrpc::python_type_name(other)
+                )));
+            }
+        };
+        let query_opts = match args.get("queryOpts") {
+            Some(Value::Struct(q)) => q,
+            _ => &empty,
+        };
+        let ints = |name: &str| -> Option<Vec<i64>> {
+            match opts.get(name) {
+                None | Some(Value::Nil) => None,
+                Some(Value::Array(items)) => Some(items.iter().filter_map(as_int).collect()),
+                Some(other) => as_int(other).map(|n| vec![n]),
+            }
+        };
+        let strings = |name: &str| -> Option<Vec<String>> {
+            match opts.get(name) {
+                None | Some(Value::Nil) => None,
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .filter_map(|v| match v {
+                            Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Some(Value::String(s)) => Some(vec![s.clone()]),
+                Some(_) => None,
+            }
+        };
+        let (states, owners, hosts, ids, channels) = (
+            ints("state"),
+            ints("owner"),
+            ints("host_id"),
+            ints("id"),
+            ints("channel_id"),
+        );
+        let (methods, arches) = (strings("method"), strings("arch"));
+        let parent_filter = opts.get("parent").map(as_int);
+        let decode = opts.get("decode").is_some_and(crate::xmlrpc::truthy);
+        let keep =
+            |set: &Option<Vec<i64>>, value: i64| set.as_ref().is_none_or(|s| s.contains(&value));
+        let mut tasks: Vec<&Task> = self
+            .tasks
+            .values()
+            .filter(|t| keep(&states, t.state as i64))
+            .filter(|t| keep(&owners, t.owner))
+            .filter(|t| keep(&ids, t.id))
+            .filter(|t| keep(&channels, t.channel_id))
+            .filter(|t| {
+                hosts
+                    .as_ref()
+                    .is_none_or(|h| t.host_id.is_some_and(|id| h.contains(&id)))
+            })
+            .filter(|t| methods.as_ref().is_none_or(|m| m.contains(&t.method)))
+            .filter(|t| arches.as_ref().is_none_or(|a| a.contains(&t.arch)))
+            .filter(|t| parent_filter.is_none_or(|p| t.parent == p))
+            .collect();
+        let order = match query_opts.get("order") {
+            Some(Value::String(order)) => order.clone(),
+            _ => "id".to_owned(),
+        };
+        for key in order.split(',').rev() {
+            let (desc, key) = key.strip_prefix('-').map_or((false, key), |k| (true, k));
+            tasks.sort_by(|a, b| {
+                let ordering = match key.trim() {
+                    "priority" => a.priority.cmp(&b.priority),
+                    "create_time" | "create_ts" => a.create_ts.total_cmp(&b.create_ts),
+                    "state" => (a.state as i64).cmp(&(b.state as i64)),
+                    _ => a.id.cmp(&b.id),
+                };
+                if desc { ordering.reverse() } else { ordering }
+            });
+        }
+        if query_opts
+            .get("countOnly")
+            .is_some_and(crate::xmlrpc::truthy)
+        {
+            return Ok(vint(i64::try_from(tasks.len()).unwrap_or(i64::MAX)));
+        }
+        let offset = query_opts.get("offset").and_then(as_int).unwrap_or(0);
+        let limit = query_opts.get("limit").and_then(as_int);
+        let tasks = tasks
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(0))
+            .take(
+                limit
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(usize::MAX),
+            );
+        let mut out = Vec::new();
+        for task in tasks {
+            let mut info = self.task_info(task);
+            let owner = self.users.get(&task.owner);
+            info.insert(
+                "owner_name".into(),
+                crate::xmlrpc::vopt_str(owner.map(|u| u.name.as_str())),
+            );
+            info.insert(
+                "owner_type".into(),
+                vint(owner.map_or(0, |u| i64::from(u.host))),
+            );
+            let host_name = task
+                .host_id
+                .and_then(|h| self.hosts.get(&h))
+                .map(|h| h.name.as_str());
+            info.insert("host_name".into(), crate::xmlrpc::vopt_str(host_name));
+            if decode {
+                info.insert("request".into(), Self::decoded_request(task));
+                let result = match &task.result_xml {
+                    Some(xml) => match decode_response(xml) {
+                        Ok(StoredResult::Value(value)) => value,
+                        Ok(StoredResult::Fault { code, message }) => vstruct([
+                            ("faultCode", vint(i64::from(code))),
+                            ("faultString", vstr(message)),
+                        ]),
+                        Err(_) => Value::Nil,
+                    },
+                    None => Value::Nil,
+                };
+                info.insert("result".into(), result);
+            } else {
+                info.insert("request".into(), vstr(&task.request_xml));
+                info.insert(
+                    "result".into(),
+                    crate::xmlrpc::vopt_str(task.result_xml.as_deref()),
+                );
+            }
+            out.push(Value::Struct(info));
+        }
+        Ok(Value::Array(out))
+    }
+}

@@ -235,7 +235,7 @@ async fn upstream_koji_cli_talks_to_the_hub() {
             .args(args);
         command.output().unwrap()
     };
-    let (hello, version, info, wrong, cancel) = tokio::task::spawn_blocking(move || {
+    let (hello, version, info, wrong, listed, cancel) = tokio::task::spawn_blocking(move || {
         (
             run(&["hello"], "kojiadmin"),
             run(&["call", "getKojiVersion"], "kojiadmin"),
@@ -250,6 +250,7 @@ async fn upstream_koji_cli_talks_to_the_hub() {
                 "kojiadmin",
             ),
             run(&["hello"], "wrong"),
+            run(&["list-tasks"], "kojiadmin"),
             run(&["cancel", &task.to_string()], "kojiadmin"),
         )
     })
@@ -284,6 +285,16 @@ async fn upstream_koji_cli_talks_to_the_hub() {
         text(&wrong).contains("invalid username or password"),
         "{}",
         text(&wrong)
+    );
+    let listing = text(&listed);
+    assert!(listed.status.success(), "{listing}");
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with(&task.to_string()))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        row.contains("kojiadmin") && row.contains("FREE") && row.contains("sleep"),
+        "{listing}"
     );
     assert!(cancel.status.success(), "{}", text(&cancel));
     assert_eq!(hub.task(task).unwrap().state, TaskState::Canceled);
