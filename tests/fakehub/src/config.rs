@@ -140,6 +140,11 @@ pub struct FakeHubConfig {
     pub scheduler_run_interval: Option<Duration>,
     /// `ReadyTimeout`: a host whose last `updateHost` is older is not scheduled.
     pub ready_timeout: Duration,
+    /// `AssignTimeout`: an ASSIGNED task not opened within this is taken back (with an
+    /// implicit soft refusal when the host checked in meanwhile).
+    pub assign_timeout: Duration,
+    /// `HostTimeout`: OPEN tasks of a host silent for longer are freed.
+    pub host_timeout: Duration,
     /// `MaxJobs` fallback when the host did not publish `maxjobs`.
     pub max_jobs: i64,
     /// `CapacityOvercommit`.
@@ -163,6 +168,8 @@ impl Default for FakeHubConfig {
             session_renewal_timeout: None,
             scheduler_run_interval: Some(Duration::ZERO),
             ready_timeout: Duration::from_secs(180),
+            assign_timeout: Duration::from_secs(300),
+            host_timeout: Duration::from_secs(900),
             max_jobs: 15,
             capacity_overcommit: 5.0,
             max_request_length: 4 * 1024 * 1024,

@@ -136,6 +136,8 @@ pub struct Task {
     pub completion_ts: Option<f64>,
     pub waiting: Option<bool>,
     pub awaited: Option<bool>,
+    /// When the scheduler (or `assign=`) made it ASSIGNED, for `AssignTimeout`.
+    pub assign_ts: Option<f64>,
 }
 
 #[derive(Debug, Clone)]

@@ -147,6 +147,7 @@ impl HubState {
                 completion_ts: None,
                 waiting: None,
                 awaited: None,
+                assign_ts: new.assign.map(|_| now),
             },
         );
         self.next_event();
@@ -377,6 +378,7 @@ impl HubState {
         task.state = TaskState::Free;
         task.host_id = None;
         task.start_ts = None;
+        task.assign_ts = None;
         Ok(())
     }
 
@@ -654,6 +656,7 @@ impl HubState {
     pub fn run_scheduler(&mut self) -> Vec<(i64, i64)> {
         self.last_scheduler_run = Some(std::time::Instant::now());
         let now = self.now();
+        self.sweep_timeouts(now);
         let soft_refusal_timeout = 900.0;
         let mut free: Vec<(i64, i64, f64, String, i64, f64)> = self
             .tasks
@@ -708,10 +711,54 @@ impl HubState {
             {
                 task.state = TaskState::Assigned;
                 task.host_id = Some(host_id);
+                task.assign_ts = Some(now);
                 assigned.push((task_id, host_id));
             }
         }
         assigned
+    }
+
+    /// The scheduler's clean-up (§2.11): ASSIGNED tasks not opened within `AssignTimeout`
+    /// go back to FREE (an implicit soft refusal when the host checked in meanwhile), and
+    /// OPEN tasks of hosts silent for `HostTimeout` are freed.
+    fn sweep_timeouts(&mut self, now: f64) {
+        let assign_timeout = self.config.assign_timeout.as_secs_f64();
+        let host_timeout = self.config.host_timeout.as_secs_f64();
+        let mut stale_assigned = Vec::new();
+        let mut orphaned = Vec::new();
+        for task in self.tasks.values() {
+            let Some(host_id) = task.host_id else {
+                continue;
+            };
+            let host_seen = self.hosts.get(&host_id).and_then(|h| h.update_ts);
+            match task.state {
+                TaskState::Assigned
+                    if task.assign_ts.is_some_and(|ts| now - ts > assign_timeout) =>
+                {
+                    let checked_in =
+                        matches!((host_seen, task.assign_ts), (Some(seen), Some(at)) if seen > at);
+                    stale_assigned.push((task.id, host_id, checked_in));
+                }
+                TaskState::Open if host_seen.is_none_or(|seen| now - seen > host_timeout) => {
+                    orphaned.push(task.id)
+                }
+                _ => {}
+            }
+        }
+        for (task_id, host_id, checked_in) in stale_assigned {
+            if self.free_task(task_id).is_ok() && checked_in {
+                self.refusals.push(Refusal {
+                    task_id,
+                    host_id,
+                    soft: true,
+                    msg: "assignment timed out".to_owned(),
+                    ts: now,
+                });
+            }
+        }
+        for task_id in orphaned {
+            let _ = self.free_task(task_id);
+        }
     }
 
     /// `host.subtask(method, arglist, parent, **opts)`.

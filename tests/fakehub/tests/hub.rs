@@ -1625,3 +1625,42 @@ async fn the_binary_serves_a_hub_with_seeded_sleep_tasks() {
     assert_eq!(tasks.len(), 2);
     assert!(tasks.iter().all(|t| field(t, "method") == &s("sleep")));
 }
+
+#[tokio::test]
+async fn scheduler_takes_back_unopened_and_orphaned_tasks() {
+    let hub = hub().await;
+    let mut b1 = host_client(&hub, "builder1.local", "pw1").await;
+    ok(
+        &mut b1,
+        "host.updateHost",
+        vec![Value::Double(0.0), Value::Boolean(true)],
+    )
+    .await;
+    let unopened = sleep_task(&hub);
+    assert_eq!(hub.run_scheduler(), vec![(unopened, 1)]);
+    // The host keeps checking in but never opens it: AssignTimeout (300 s) takes it back and
+    // records a soft refusal, so the same host is not given it again at once.
+    hub.advance_clock(Duration::from_secs(301));
+    ok(
+        &mut b1,
+        "host.updateHost",
+        vec![Value::Double(0.0), Value::Boolean(true)],
+    )
+    .await;
+    assert!(hub.run_scheduler().is_empty());
+    assert_eq!(hub.task(unopened).unwrap().state, TaskState::Free);
+    let refusal = &hub.refusals()[0];
+    assert_eq!(
+        (refusal.task_id, refusal.soft, refusal.msg.as_str()),
+        (unopened, true, "assignment timed out")
+    );
+
+    // An OPEN task of a host silent for HostTimeout (900 s) is freed.
+    let running = sleep_task(&hub);
+    hub.run_scheduler();
+    ok(&mut b1, "host.openTask", vec![Value::Long(running)]).await;
+    hub.advance_clock(Duration::from_secs(901));
+    hub.run_scheduler();
+    let task = hub.task(running).unwrap();
+    assert_eq!((task.state, task.host_id), (TaskState::Free, None));
+}
