@@ -360,9 +360,7 @@ impl HubState {
         self.check_login_allowed(user_id)?;
         let renew = args.flag("renew", false);
         let sinfo = self.create_session(caller, user_id, AUTHTYPE_NORMAL, None, renew)?;
-        if !matches!(sinfo, Value::Nil) && args.flag("exclusive", false) && !caller.exclusive {
-            self.make_exclusive(caller, false)?;
-        }
+        self.exclusive_after_login(caller, &sinfo, renew, args.flag("exclusive", false))?;
         Ok(sinfo)
     }
 
@@ -398,10 +396,30 @@ impl HubState {
         self.check_login_allowed(user_id)?;
         let renew = args.flag("renew", false);
         let sinfo = self.create_session(caller, user_id, AUTHTYPE_SSL, None, renew)?;
-        if !matches!(sinfo, Value::Nil) && args.flag("exclusive", false) && !caller.exclusive {
-            self.make_exclusive(caller, false)?;
-        }
+        self.exclusive_after_login(caller, &sinfo, renew, args.flag("exclusive", false))?;
         Ok(sinfo)
+    }
+
+    /// `if sinfo and exclusive and not self.exclusive: self.makeExclusive()`.
+    fn exclusive_after_login(
+        &mut self,
+        caller: &mut Caller,
+        sinfo: &Value,
+        renew: bool,
+        exclusive: bool,
+    ) -> Result<(), HubFault> {
+        if matches!(sinfo, Value::Nil) || !exclusive || caller.exclusive {
+            return Ok(());
+        }
+        let holds_lock = caller
+            .session_id
+            .and_then(|id| self.sessions.get(&id))
+            .is_some_and(|s| s.exclusive);
+        if renew && holds_lock && !self.config.renew_exclusive_conflicts {
+            caller.exclusive = true;
+            return Ok(());
+        }
+        self.make_exclusive(caller, false)
     }
 
     pub fn make_exclusive(&mut self, caller: &mut Caller, force: bool) -> Result<(), HubFault> {

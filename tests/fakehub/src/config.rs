@@ -132,6 +132,12 @@ pub struct FakeHubConfig {
     /// Who an `sslLogin` on `/ssllogin` is, when there is no verified TLS client cert.
     pub ssl_login_user: Option<String>,
     pub callnum_check: CallnumCheck,
+    /// kojihub's renewal path does not load the expired session's lock, so
+    /// `login/sslLogin(renew=True, exclusive=True)` on an exclusive session raises
+    /// AuthLockError after the new key was committed (docs/fake-hub.md). `true` (default)
+    /// reproduces that; `false` lets such a renewal keep its own lock, which is what the
+    /// protocol description (§1.8) assumes.
+    pub renew_exclusive_conflicts: bool,
     /// `SessionRenewalTimeout`; `None` = never (hub value 0). Only honoured on hubs ≥1.33.
     pub session_renewal_timeout: Option<Duration>,
     /// Run the scheduler inside `host.getTasks`/`host.getLoadData` when the host has no
@@ -165,6 +171,7 @@ impl Default for FakeHubConfig {
             users: Vec::new(),
             ssl_login_user: Some("builder1.local".to_owned()),
             callnum_check: CallnumCheck::Enforced,
+            renew_exclusive_conflicts: true,
             session_renewal_timeout: None,
             scheduler_run_interval: Some(Duration::ZERO),
             ready_timeout: Duration::from_secs(180),

@@ -637,6 +637,34 @@ async fn expiry_and_renewal_keep_the_session_id() {
         fault(&mut client, "host.getID", vec![]).await.message,
         "Invalid session or bad credentials"
     );
+    // With the conflict switched off, the same renewal keeps the session's own lock.
+    let lenient = FakeHub::start(FakeHubConfig {
+        renew_exclusive_conflicts: false,
+        ..config()
+    })
+    .await
+    .unwrap();
+    let mut client = host_client(&lenient, "builder1.local", "pw1").await;
+    lenient.expire_session(client.session.as_ref().unwrap().id);
+    let renewed = ok(
+        &mut client,
+        "login",
+        vec![
+            s("builder1.local"),
+            s("pw1"),
+            kwargs([
+                ("renew", Value::Boolean(true)),
+                ("exclusive", Value::Boolean(true)),
+            ]),
+        ],
+    )
+    .await;
+    client.session.as_mut().unwrap().key = match field(&renewed, "session-key") {
+        Value::String(key) => key.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(ok(&mut client, "host.getID", vec![]).await, i(1));
+
     // Test-side expiry works without a timeout too.
     let mut fresh = host_client(&hub, "builder1.local", "pw1").await;
     hub.expire_session(fresh.session.as_ref().unwrap().id);
