@@ -1,6 +1,10 @@
 //! Fault injection: what the hub does instead of (or before) answering a request.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so that deadlines follow `tokio::time::pause()`/`advance()` in tests that
+// run the client under a paused clock (and the wall clock otherwise).
+use tokio::time::Instant;
 
 /// What happens to a matching request.
 #[derive(Debug, Clone, PartialEq)]
