@@ -1692,3 +1692,50 @@ async fn scheduler_takes_back_unopened_and_orphaned_tasks() {
     let task = hub.task(running).unwrap();
     assert_eq!((task.state, task.host_id), (TaskState::Free, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_subsessions_upload_without_interference() {
+    let hub = hub().await;
+    let mut main = host_client(&hub, "builder1.local", "pw1").await;
+    let task = sleep_task(&hub);
+    take_task(&mut main, task).await;
+    let dir = format!("tasks/{task}/{task}");
+    let mut workers = Vec::new();
+    for n in 0..16u8 {
+        let mut sub = main.subsession().await.unwrap().unwrap();
+        let dir = dir.clone();
+        workers.push(tokio::spawn(async move {
+            let chunk = vec![n; 256 * 1024];
+            for part in 0..3i64 {
+                let reply = sub
+                    .raw_upload(
+                        &dir,
+                        &format!("part{n}.bin"),
+                        part * 256 * 1024,
+                        false,
+                        &chunk,
+                    )
+                    .await;
+                assert!(matches!(reply, Ok(Ok(_))), "{reply:?}");
+            }
+            ok(&mut sub, "host.getID", vec![]).await
+        }));
+    }
+    for worker in workers {
+        assert_eq!(worker.await.unwrap(), i(1));
+    }
+    for n in 0..16u8 {
+        let data = hub.task_output(task, &format!("part{n}.bin")).unwrap();
+        assert_eq!(data.len(), 3 * 256 * 1024);
+        assert!(data.iter().all(|b| *b == n));
+    }
+    // Every subsession kept its own callnum sequence: 3 uploads + 1 call each.
+    let per_session = hub
+        .call_log()
+        .into_iter()
+        .filter(|r| {
+            r["direction"] == "request" && r["proc"].as_str().is_some_and(|p| p.starts_with("sub:"))
+        })
+        .count();
+    assert_eq!(per_session, 16 * 4);
+}
