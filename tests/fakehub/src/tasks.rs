@@ -28,6 +28,8 @@ pub struct NewTask {
     pub label: Option<String>,
     /// Create it ASSIGNED to this host id instead of FREE.
     pub assign: Option<i64>,
+    /// Set by [`NewTask::arch`]; subtasks without it take their parent's arch.
+    pub arch_given: bool,
 }
 
 impl NewTask {
@@ -42,10 +44,12 @@ impl NewTask {
             parent: None,
             label: None,
             assign: None,
+            arch_given: false,
         }
     }
     pub fn arch(mut self, arch: impl Into<String>) -> Self {
         self.arch = arch.into();
+        self.arch_given = true;
         self
     }
     pub fn channel(mut self, channel: impl Into<String>) -> Self {
@@ -98,11 +102,25 @@ impl HubState {
             None => 1,
         };
         let mut priority = new.priority;
+        let mut arch = new.arch.clone();
         if let Some(parent_id) = new.parent {
-            let parent = self.task(parent_id)?;
+            let parent = self
+                .tasks
+                .get(&parent_id)
+                .ok_or_else(|| HubFault::generic(format!("Invalid parent task: {parent_id}")))?;
+            if parent.state != TaskState::Open {
+                return Err(HubFault::generic(format!(
+                    "Parent task (id {parent_id}) is not open"
+                )));
+            }
+            // make_task: children default to the parent's owner, arch and priority − 1; the
+            // default channel policy (`is_child_task :: parent`) keeps the parent's channel.
             owner = parent.owner;
             channel_id = parent.channel_id;
             priority = parent.priority - 1;
+            if !new.arch_given {
+                arch.clone_from(&parent.arch);
+            }
         }
         if new.parent.is_none() && new.label.is_some() {
             return Err(HubFault::generic(
@@ -132,7 +150,7 @@ impl HubState {
                 id,
                 state,
                 method: new.method.clone(),
-                arch: new.arch,
+                arch,
                 channel_id,
                 host_id,
                 parent: new.parent,
@@ -375,9 +393,9 @@ impl HubState {
                 task.state.name()
             )));
         }
+        // Like kojihub, start_time stays: only state and host change.
         task.state = TaskState::Free;
         task.host_id = None;
-        task.start_ts = None;
         task.assign_ts = None;
         Ok(())
     }
@@ -793,7 +811,10 @@ impl HubState {
                     new.label = Some(label.clone());
                 }
                 ("label" | "arch" | "priority" | "channel" | "assign" | "kwargs", Value::Nil) => {}
-                ("arch", Value::String(arch)) => new.arch.clone_from(arch),
+                ("arch", Value::String(arch)) => {
+                    new.arch.clone_from(arch);
+                    new.arch_given = true;
+                }
                 ("kwargs", Value::Struct(kwargs)) => {
                     arglist = crate::xmlrpc::encode_args(arglist, kwargs.clone());
                 }
