@@ -601,7 +601,7 @@ impl HubState {
     pub fn verify_host(&self, caller: &Caller) -> Result<i64, HubFault> {
         let user_id = match (caller.logged_in, caller.user_id) {
             (true, Some(user_id)) => user_id,
-            _ => return Err(HubFault::auth("Not logged in")),
+            _ => return Err(HubFault::auth("Not logged-in")),
         };
         let host = self
             .host_by_user(user_id)

@@ -379,7 +379,7 @@ async fn host_calls_need_an_exclusive_host_session() {
     let mut anonymous = RawClient::new(hub.url());
     assert_eq!(
         fault(&mut anonymous, "host.getID", vec![]).await.message,
-        "Not logged in"
+        "Not logged-in"
     );
     let mut admin = RawClient::new(hub.url());
     admin
@@ -1101,8 +1101,43 @@ async fn subtasks_wait_and_results() {
     )
     .await;
     assert_eq!(canceled.message, format!("Task {third} is canceled"));
+    // canfail only softens a canceled child: an unfinished one is still an error.
+    let Value::Integer(fourth) = ok(&mut b1, "host.subtask", make("ppc64le")).await else {
+        panic!()
+    };
+    let unfinished = fault(
+        &mut b1,
+        "host.taskWaitResults",
+        vec![
+            Value::Long(parent),
+            Value::Array(vec![i(fourth)]),
+            kwargs([("canfail", Value::Array(vec![i(fourth)]))]),
+        ],
+    )
+    .await;
+    assert_eq!(unfinished.message, format!("Task {fourth} is not finished"));
+    let canceled_ok = ok(
+        &mut b1,
+        "host.taskWaitResults",
+        vec![
+            Value::Long(parent),
+            Value::Array(vec![i(third)]),
+            kwargs([("canfail", Value::Array(vec![i(third)]))]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        canceled_ok,
+        Value::Array(vec![Value::Array(vec![
+            i(third),
+            vstruct([
+                ("faultCode", i(1000)),
+                ("faultString", s(&format!("Task {third} is canceled")))
+            ])
+        ])])
+    );
     let children = ok(&mut b1, "getTaskChildren", vec![Value::Long(parent)]).await;
-    assert!(matches!(children, Value::Array(ref c) if c.len() == 3));
+    assert!(matches!(children, Value::Array(ref c) if c.len() == 4));
 }
 
 #[tokio::test]
@@ -1576,7 +1611,7 @@ async fn tests_can_register_methods_and_the_log_names_the_session() {
     let mut anonymous = RawClient::new(hub.url());
     assert_eq!(
         fault(&mut anonymous, "host.ping", vec![]).await.message,
-        "Not logged in"
+        "Not logged-in"
     );
     let log = hub.call_log();
     let procs: Vec<_> = log
