@@ -757,8 +757,12 @@ impl HubState {
                         matches!((host_seen, task.assign_ts), (Some(seen), Some(at)) if seen > at);
                     stale_assigned.push((task.id, host_id, checked_in));
                 }
-                TaskState::Open if host_seen.is_none_or(|seen| now - seen > host_timeout) => {
-                    orphaned.push(task.id)
+                TaskState::Open => {
+                    // A host that never checked in is judged from when it got the task.
+                    let last_heard = host_seen.or(task.assign_ts).or(task.start_ts);
+                    if last_heard.is_some_and(|seen| now - seen > host_timeout) {
+                        orphaned.push(task.id);
+                    }
                 }
                 _ => {}
             }
