@@ -413,10 +413,9 @@ impl HubState {
         let id = args.int("task_id")?;
         let soft = args.flag("soft", true);
         let msg = args.opt_string("msg")?.unwrap_or_default();
-        let task = self.task(id)?;
-        let mine = task.host_id == Some(host_id)
-            && matches!(task.state, TaskState::Assigned | TaskState::Open);
-        if !mine {
+        // kojihub only checks host_id: an unrelated task is ignored (logged), and freeing a
+        // finished task of ours raises "Cannot free task".
+        if self.task(id)?.host_id != Some(host_id) {
             return Ok(Value::Nil);
         }
         self.free_task(id)?;
@@ -597,11 +596,18 @@ impl HubState {
             if self.tasks_assigned_to(host_id).is_empty() {
                 self.maybe_run_scheduler();
             }
-            let hosts = self.load_data_host(host_id).into_iter().collect();
+            // The shim: `[[get_host(me) + channels], get_tasks_for_host(me)]`.
+            let mut hosts = Vec::new();
+            if let Some(host) = self.hosts.get(&host_id)
+                && let Value::Struct(mut info) = self.host_struct(host)
+            {
+                info.insert("channels".to_owned(), self.host_channels_value(host_id));
+                hosts.push(Value::Struct(info));
+            }
             let tasks = self
                 .tasks_assigned_to(host_id)
                 .into_iter()
-                .map(Self::legacy_task_entry)
+                .map(Self::assigned_task_entry)
                 .collect();
             return Value::Array(vec![Value::Array(hosts), Value::Array(tasks)]);
         }

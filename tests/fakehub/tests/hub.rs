@@ -954,6 +954,16 @@ async fn legacy_load_data_and_free_to_open() {
     .await;
     let free = sleep_task(&shim);
     let load = ok(&mut b1, "host.getLoadData", vec![]).await;
+    let Value::Array(parts) = &load else { panic!() };
+    let Value::Array(me) = &parts[0] else {
+        panic!()
+    };
+    assert_eq!(field(&me[0], "name"), &s("builder1.local"));
+    assert_eq!(field(&me[0], "channels"), &Value::Array(vec![i(1), i(2)]));
+    assert!(
+        matches!(field(&me[0], "update_ts"), Value::Double(_)),
+        "the full get_host struct"
+    );
     let text = format!("{load:?}");
     assert!(
         text.contains("\"state\": Integer(4)") || text.contains("Integer(4)"),
