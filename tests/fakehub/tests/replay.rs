@@ -38,25 +38,10 @@ const BUILD_SIDE_CALLS: &[&str] = &[
     "host.repoDone",
 ];
 
-fn vendored_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hub-transcripts")
-}
-
-/// The full set lives outside the repository (`shared/fixtures/hub-transcripts`).
-fn full_set_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("KOJI_HUB_TRANSCRIPTS") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = here.join("shared/fixtures/hub-transcripts");
-        if candidate.join("newrepo.jsonl").is_file() {
-            return Some(candidate);
-        }
-        if !here.pop() {
-            return None;
-        }
-    }
+/// The golden transcripts, copied verbatim from `shared/fixtures/hub-transcripts` into the
+/// repository so that a fresh checkout can run every replay.
+fn transcripts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hub-transcripts")
 }
 
 /// A shape: the XML-RPC type tree, with struct keys and the set of element shapes of arrays.
@@ -514,7 +499,7 @@ fn report(scenario: &str, replayed: usize, differences: &[Difference]) -> Vec<St
 
 #[tokio::test]
 async fn idle_transcript_replays_identically() {
-    let (replayed, differences) = replay(&vendored_dir(), "idle").await;
+    let (replayed, differences) = replay(&transcripts_dir(), "idle").await;
     assert_eq!(replayed, 23);
     let unexpected = report("idle", replayed, &differences);
     assert!(
@@ -525,7 +510,7 @@ async fn idle_transcript_replays_identically() {
 
 #[tokio::test]
 async fn cancel_transcript_differs_only_in_build_side_calls() {
-    let (replayed, differences) = replay(&vendored_dir(), "cancel").await;
+    let (replayed, differences) = replay(&transcripts_dir(), "cancel").await;
     assert_eq!(replayed, 213, "219 exchanges minus 6 GET downloads");
     let unexpected = report("cancel", replayed, &differences);
     assert!(unexpected.is_empty(), "{unexpected:#?}");
@@ -533,16 +518,15 @@ async fn cancel_transcript_differs_only_in_build_side_calls() {
 
 #[tokio::test]
 async fn upload_transcript_differs_only_in_build_side_calls() {
-    let (replayed, differences) = replay(&vendored_dir(), "upload-3mib").await;
+    let (replayed, differences) = replay(&transcripts_dir(), "upload-3mib").await;
     assert_eq!(replayed, 230, "237 exchanges minus 7 GET downloads");
     let unexpected = report("upload-3mib", replayed, &differences);
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
 
 #[tokio::test]
-#[ignore = "needs the full transcript set (shared/fixtures/hub-transcripts or KOJI_HUB_TRANSCRIPTS)"]
 async fn build_transcripts_differ_only_in_build_side_calls() {
-    let dir = full_set_dir().expect("set KOJI_HUB_TRANSCRIPTS to shared/fixtures/hub-transcripts");
+    let dir = transcripts_dir();
     let mut all_unexpected = Vec::new();
     for scenario in ["newrepo", "scratch-build", "regular-build"] {
         let (replayed, differences) = replay(&dir, scenario).await;
