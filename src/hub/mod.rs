@@ -1,1 +1,8 @@
 //! The Koji hub client. The only module that speaks XML-RPC.
+//!
+//! Layers, bottom up: [`xmlrpc`] (Koji's dialect on dxr values), [`fault`] (typed faults and
+//! what to do about them), [`transport`] (hyper over OpenSSL), [`session`] (login, callnum,
+//! retries, renewal), [`client`] (typed calls), [`upload`] and [`download`] (files).
+//! Operator documentation: `docs/hub-client.md`.
+
+pub mod xmlrpc;
