@@ -5,4 +5,7 @@
 //! retries, renewal), [`client`] (typed calls), [`upload`] and [`download`] (files).
 //! Operator documentation: `docs/hub-client.md`.
 
+pub mod fault;
+pub mod options;
+pub mod transport;
 pub mod xmlrpc;
