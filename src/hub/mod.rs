@@ -5,7 +5,9 @@
 //! retries, renewal), [`client`] (typed calls), [`upload`] and [`download`] (files).
 //! Operator documentation: `docs/hub-client.md`.
 
+pub mod capabilities;
 pub mod fault;
 pub mod options;
+pub mod session;
 pub mod transport;
 pub mod xmlrpc;
