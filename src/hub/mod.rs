@@ -6,8 +6,10 @@
 //! Operator documentation: `docs/hub-client.md`.
 
 pub mod capabilities;
+pub mod client;
 pub mod fault;
 pub mod options;
 pub mod session;
 pub mod transport;
+pub mod types;
 pub mod xmlrpc;

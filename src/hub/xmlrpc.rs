@@ -345,6 +345,49 @@ pub fn decode_multicall_results(
         .collect()
 }
 
+/// A decoded `methodCall`: what a task's stored request is (§4.0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedCall {
+    pub method: String,
+    pub args: Vec<Value>,
+    /// The trailing `__starstar` struct, marker removed; empty when there was none.
+    pub kwargs: BTreeMap<String, Value>,
+}
+
+/// Decode a `methodCall` document, splitting off the keyword-argument struct.
+pub fn decode_call(xml: &str) -> Result<DecodedCall, XmlRpcError> {
+    let parsed = std::panic::catch_unwind(|| dxr::MethodCall::from_xml(xml));
+    let call = match parsed {
+        Ok(Ok(call)) => call,
+        Ok(Err(error)) => {
+            return Err(XmlRpcError::Malformed {
+                detail: first_line(&error.to_string()),
+                snippet: snippet(xml),
+            });
+        }
+        Err(_) => {
+            return Err(XmlRpcError::Malformed {
+                detail: "the XML parser panicked".to_owned(),
+                snippet: snippet(xml),
+            });
+        }
+    };
+    let mut args = call.params;
+    let mut kwargs = BTreeMap::new();
+    if let Some(Value::Struct(members)) = args.last()
+        && matches!(members.get("__starstar"), Some(Value::Boolean(true)))
+        && let Some(Value::Struct(mut members)) = args.pop()
+    {
+        members.remove("__starstar");
+        kwargs = members;
+    }
+    Ok(DecodedCall {
+        method: call.name.into_owned(),
+        args,
+        kwargs,
+    })
+}
+
 /// XML-RPC value → JSON. Datetimes become their ISO text, base64 its standard encoding.
 pub fn value_to_json(value: &Value) -> serde_json::Value {
     match value {
@@ -528,6 +571,22 @@ mod tests {
                 expected: 1
             })
         ));
+    }
+
+    #[test]
+    fn task_request_kwargs_are_split_off() {
+        let xml = encode_call(
+            "buildArch",
+            &[Value::String("pkg.src.rpm".to_owned()), Value::Integer(1)],
+            &[("opts".to_owned(), Value::Nil)],
+        );
+        let call = decode_call(&xml).unwrap();
+        assert_eq!(call.method, "buildArch");
+        assert_eq!(call.args.len(), 2);
+        assert_eq!(call.kwargs.get("opts"), Some(&Value::Nil));
+        assert!(!call.kwargs.contains_key("__starstar"));
+        let plain = decode_call(&encode_call("x", &[Value::Integer(3)], &[])).unwrap();
+        assert!(plain.kwargs.is_empty());
     }
 
     #[test]
