@@ -7,9 +7,11 @@
 
 pub mod capabilities;
 pub mod client;
+pub mod download;
 pub mod fault;
 pub mod options;
 pub mod session;
 pub mod transport;
 pub mod types;
+pub mod upload;
 pub mod xmlrpc;

@@ -181,16 +181,20 @@ impl HubConnection {
         what: &str,
         callnum: Option<u64>,
         retry_transport_errors: bool,
-    ) -> Result<Value, HubError> {
+    ) -> Result<(Value, u32), HubError> {
         let options = &self.options;
         let mut tries: u32 = 0;
+        // Every send, offline waits included: koji's `self.retries`, which fastUpload reads
+        // to decide whether checkUpload must verify the whole file.
+        let mut sends: u32 = 0;
         loop {
             tries += 1;
+            sends += 1;
             let error = match self.send_once(request, what).await {
                 Ok(reply) => {
                     self.note_version(&reply);
                     match xmlrpc::decode_response(&reply.body) {
-                        Ok(Ok(value)) => return Ok(value),
+                        Ok(Ok(value)) => return Ok((value, sends)),
                         Ok(Err(raw)) => {
                             let fault = KojiFault::from(raw);
                             if fault.kind == FaultKind::ServerOffline && options.offline_retry {
@@ -387,7 +391,7 @@ impl Session {
         let outcome = self
             .send_locked(state, &payload, options.auth_timeout)
             .await;
-        let value = outcome.map_err(|error| HubError::LoginFailed {
+        let (value, _) = outcome.map_err(|error| HubError::LoginFailed {
             method: name,
             detail: error.to_string(),
         })?;
@@ -465,7 +469,7 @@ impl Session {
         state: &mut SessionState,
         payload: &Payload<'_>,
         timeout: Duration,
-    ) -> Result<Value, HubError> {
+    ) -> Result<(Value, u32), HubError> {
         let callnum = state.info.as_ref().map(|_| state.callnum);
         let request = self.prepare(state, payload, timeout);
         let what = match payload {
@@ -479,7 +483,7 @@ impl Session {
     }
 
     /// Send under the session lock; on AuthExpired renew and replay once (fresh callnum).
-    async fn send(&self, payload: Payload<'_>) -> Result<Value, HubError> {
+    async fn send(&self, payload: Payload<'_>) -> Result<(Value, u32), HubError> {
         let mut state = self.state.lock().await;
         if !state.logged_in {
             let method = match &payload {
@@ -493,7 +497,8 @@ impl Session {
             Err(HubError::Fault(fault)) if fault.kind == FaultKind::AuthExpired => {
                 tracing::warn!(reason = %fault.message, "session expired, renewing it and replaying the call");
                 self.login_locked(&mut state, true).await?;
-                self.send_locked(&mut state, &payload, timeout).await
+                let (value, sends) = self.send_locked(&mut state, &payload, timeout).await?;
+                Ok((value, sends + 1))
             }
             other => other,
         }
@@ -507,7 +512,9 @@ impl Session {
         kwargs: Kwargs,
     ) -> Result<Value, HubError> {
         let body = Bytes::from(xmlrpc::encode_call(method, &args, &kwargs));
-        self.send(Payload::Call { method, body }).await
+        self.send(Payload::Call { method, body })
+            .await
+            .map(|(value, _)| value)
     }
 
     /// `multiCall`: one request, one callnum, one result or fault per entry.
@@ -516,7 +523,7 @@ impl Session {
         calls: &[MulticallEntry],
     ) -> Result<Vec<Result<Value, KojiFault>>, HubError> {
         let body = Bytes::from(xmlrpc::encode_multicall(calls));
-        let value = self
+        let (value, _) = self
             .send(Payload::Call {
                 method: "multiCall",
                 body,
@@ -529,11 +536,12 @@ impl Session {
     }
 
     /// One `rawUpload` POST (§3.2): raw bytes as the body, parameters in the query string.
+    /// Also returns how many sends it took (more than one means it was retried).
     pub async fn raw_upload(
         &self,
         query: &[(&str, String)],
         data: Bytes,
-    ) -> Result<Value, HubError> {
+    ) -> Result<(Value, u32), HubError> {
         self.send(Payload::Upload { query, data }).await
     }
 
@@ -602,6 +610,7 @@ impl Session {
         self.hub
             .send_with_retries(&request, method, callnum, false)
             .await
+            .map(|(value, _)| value)
     }
 
     pub fn is_subsession(&self) -> bool {
