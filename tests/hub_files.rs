@@ -61,7 +61,7 @@ fn upload_offsets(responder: &Responder) -> Vec<(u64, usize, bool)> {
             (
                 params["offset"].parse().unwrap(),
                 r.body.len(),
-                params.get("overwrite").is_some(),
+                params.contains_key("overwrite"),
             )
         })
         .collect()

@@ -451,3 +451,98 @@ async fn capabilities_from_the_version_header_or_get_koji_version_or_1_22() {
     assert_eq!(caps.version.to_string(), "1.22.0");
     assert!(!caps.session_headers);
 }
+
+#[tokio::test]
+async fn hub_call_logs_in_calls_and_logs_out_without_forcing_the_lock() {
+    use koji_adjutant::hub::ops::hub_call;
+    let responder = Responder::start(vec![
+        session(900001, "k", true),
+        nil(),
+        ok("<value><struct><member><name>id</name><value><int>1</int></value></member><member><name>name</name><value><string>builder1.local</string></value></member></struct></value>"),
+        nil(),
+    ])
+    .await;
+    let result = hub_call(&options(&responder), "host.getHost", &serde_json::json!([]))
+        .await
+        .unwrap();
+    assert_eq!(
+        result,
+        serde_json::json!({"id": 1, "name": "builder1.local"})
+    );
+    assert_eq!(
+        responder.methods(),
+        ["login", "exclusiveSession", "host.getHost", "logout"]
+    );
+    assert!(
+        responder.requests()[1]
+            .body_text()
+            .contains("<name>force</name>\n<value><boolean>0</boolean>")
+    );
+
+    let responder = Responder::start(vec![
+        session(900001, "k", true),
+        ok("<value><int>3</int></value>"),
+        nil(),
+    ])
+    .await;
+    let result = hub_call(
+        &options(&responder),
+        "getTaskInfo",
+        &serde_json::json!([3, {"request": true, "__starstar": true}]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result, serde_json::json!(3));
+    assert_eq!(responder.methods(), ["login", "getTaskInfo", "logout"]);
+    assert!(
+        responder.requests()[1]
+            .body_text()
+            .contains("<name>request</name>")
+    );
+}
+
+#[tokio::test]
+async fn doctor_reports_version_login_host_and_channels() {
+    use koji_adjutant::doctor::CheckStatus;
+    use koji_adjutant::hub::ops::doctor_checks;
+    let responder = Responder::start(vec![
+        ok("<value><string>1.35.3</string></value>"),
+        session(900001, "k", true),
+        nil(),
+        ok("<value><int>1</int></value>"),
+        ok("<value><struct><member><name>id</name><value><int>1</int></value></member><member><name>name</name><value><string>builder1.local</string></value></member><member><name>arches</name><value><string>noarch x86_64</string></value></member><member><name>capacity</name><value><double>2.0</double></value></member><member><name>enabled</name><value><boolean>1</boolean></value></member></struct></value>"),
+        ok("<value><array><data><value><struct><member><name>id</name><value><int>1</int></value></member><member><name>name</name><value><string>default</string></value></member></struct></value><value><struct><member><name>id</name><value><int>2</int></value></member><member><name>name</name><value><string>createrepo</string></value></member></struct></value></data></array></value>"),
+        nil(),
+    ])
+    .await;
+    let checks = doctor_checks(&options(&responder)).await;
+    let names: Vec<_> = checks.iter().map(|c| (c.name.as_str(), c.status)).collect();
+    assert_eq!(
+        names,
+        [
+            ("hub-reachable", CheckStatus::Ok),
+            ("hub-version", CheckStatus::Ok),
+            ("hub-login", CheckStatus::Ok),
+            ("hub-host", CheckStatus::Ok),
+            ("hub-host-config", CheckStatus::Ok),
+        ]
+    );
+    assert!(checks[1].detail.contains("1.35.3"));
+    assert_eq!(
+        checks[4].detail,
+        "builder1.local: arches noarch x86_64, capacity 2, channels default, createrepo"
+    );
+
+    // Nothing listening: one failed check that says what to fix.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let checks = doctor_checks(&HubOptions {
+        server: format!("http://127.0.0.1:{port}/kojihub"),
+        ..HubOptions::default()
+    })
+    .await;
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].status, CheckStatus::Fail);
+    assert!(checks[0].fix.contains("`server`"));
+}

@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod client;
 pub mod download;
 pub mod fault;
+pub mod ops;
 pub mod options;
 pub mod session;
 pub mod transport;

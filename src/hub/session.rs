@@ -349,21 +349,44 @@ impl Session {
     /// Log in like kojid: certificate (`sslLogin` at `/ssllogin`) or password (`login`), then
     /// at once `exclusiveSession(force=…)`, which every `host.*` call needs.
     pub async fn login(&self) -> Result<(), HubError> {
-        {
-            let mut state = self.state.lock().await;
-            self.login_locked(&mut state, false).await?;
-        }
+        self.login_shared().await?;
+        self.acquire_exclusive(self.hub.options.force_lock).await
+    }
+
+    /// Log in without taking the exclusive lock (operator tools that must not disturb a
+    /// running worker).
+    pub async fn login_shared(&self) -> Result<(), HubError> {
+        let mut state = self.state.lock().await;
+        self.login_locked(&mut state, false).await
+    }
+
+    /// `exclusiveSession(force=…)`: needed for every `host.*` call. Without `force`, a lock
+    /// held by another session (a running worker) fails with AuthLockError.
+    pub async fn acquire_exclusive(&self, force: bool) -> Result<(), HubError> {
         self.call(
             "exclusiveSession",
             vec![],
-            vec![(
-                "force".to_owned(),
-                Value::Boolean(self.hub.options.force_lock),
-            )],
+            vec![("force".to_owned(), Value::Boolean(force))],
         )
         .await?;
         self.exclusive.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// A call made without a session (or with one, if logged in) and without retries, like
+    /// koji's anonymous calls: for probing whether the hub is there at all.
+    pub async fn call_anonymous(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Kwargs,
+    ) -> Result<Value, HubError> {
+        let mut state = self.state.lock().await;
+        let body = Bytes::from(xmlrpc::encode_call(method, &args, &kwargs));
+        let timeout = self.hub.options.timeout;
+        self.send_locked(&mut state, &Payload::Call { method, body }, timeout)
+            .await
+            .map(|(value, _)| value)
     }
 
     async fn login_locked(&self, state: &mut SessionState, renew: bool) -> Result<(), HubError> {
