@@ -419,3 +419,21 @@ async fn unreadable_cert_says_what_to_fix() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn certificate_login_forces_https_like_koji() {
+    let pki = make_pki();
+    let (port, seen) = start_server(&pki);
+    let options = HubOptions {
+        server: format!("http://127.0.0.1:{port}/kojihub"),
+        ..options(port, &pki)
+    };
+    let session = login(options)
+        .await
+        .expect("http:// is rewritten to https:// for cert login");
+    assert_eq!(
+        session.hub().options().server,
+        format!("https://127.0.0.1:{port}/kojihub")
+    );
+    assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some("builder1.local"));
+}

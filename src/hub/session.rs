@@ -108,7 +108,15 @@ pub struct HubConnection {
 }
 
 impl HubConnection {
-    pub fn new(options: HubOptions, cancel: CancellationToken) -> Result<Arc<Self>, HubError> {
+    pub fn new(mut options: HubOptions, cancel: CancellationToken) -> Result<Arc<Self>, HubError> {
+        // koji's ssl_login forces https and keeps it for every later call: a client
+        // certificate over plain HTTP would authenticate nothing.
+        if options.login_method() == Some(LoginMethod::Certificate)
+            && let Some(rest) = options.server.strip_prefix("http://")
+        {
+            tracing::warn!(server = %options.server, "certificate login needs https; using https:// for the hub URL");
+            options.server = format!("https://{rest}");
+        }
         let transport = Transport::new(&options)?;
         Ok(Arc::new(Self {
             options,
