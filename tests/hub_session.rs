@@ -546,3 +546,147 @@ async fn doctor_reports_version_login_host_and_channels() {
     assert_eq!(checks[0].status, CheckStatus::Fail);
     assert!(checks[0].fix.contains("`server`"));
 }
+
+/// The first recorded (request body, response body) of `method`, files in name order.
+fn first_exchange(method: &str) -> (String, String) {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/hub-transcripts");
+    let dir = if dir.exists() {
+        dir
+    } else {
+        std::path::PathBuf::from("/work/shared/fixtures/hub-transcripts")
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    for file in files {
+        let mut pending: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+        for line in std::fs::read_to_string(&file).unwrap().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            if record["method"] != method {
+                continue;
+            }
+            let xid = record["xid"].as_i64().unwrap();
+            let body = record["body_xml"].as_str().unwrap_or_default().to_owned();
+            if record["direction"] == "request" {
+                pending.insert(xid, body);
+            } else if record["direction"] == "response"
+                && record["fault"].is_null()
+                && let Some(request) = pending.remove(&xid)
+            {
+                return (request, body);
+            }
+        }
+    }
+    panic!("no exchange for {method} in the transcripts");
+}
+
+#[tokio::test]
+async fn typed_calls_encode_like_kojid_and_read_real_replies() {
+    use koji_adjutant::hub::client::{HubClient, TagRef};
+    use koji_adjutant::hub::types::BuildrootState;
+
+    let responder = Responder::start(vec![]).await;
+    let (_hub, main) = logged_in(&responder, options(&responder)).await;
+    let client = HubClient::from_session(main);
+    *responder.scripted_uploads.lock().unwrap() = true;
+    macro_rules! check {
+        ($method:literal, $call:expr) => {{
+            let (request, response) = first_exchange($method);
+            responder.push([Step::Xml(response)]);
+            if let Err(error) = $call.await {
+                panic!("{}: {error}", $method);
+            }
+            let sent = responder.requests().last().unwrap().clone();
+            assert_eq!(
+                sent.body_text(),
+                request,
+                "{} must encode like kojid",
+                $method
+            );
+            assert_eq!(sent.header("content-type"), Some("text/xml"));
+        }};
+    }
+    check!("echo", client.echo("OK"));
+    check!("host.getID", client.host_get_id());
+    check!("getSessionInfo", client.get_session_info());
+    check!(
+        "listBuildroots",
+        client.list_buildroots(
+            1,
+            &[
+                BuildrootState::INIT,
+                BuildrootState::WAITING,
+                BuildrootState::BUILDING
+            ]
+        )
+    );
+    check!("host.getHostTasks", client.host_get_host_tasks());
+    check!("host.getHost", client.host_get_host());
+    check!("host.getTasks", client.host_get_tasks());
+    check!("getTaskInfo", client.get_task_info(13, true));
+    check!("host.openTask", client.host_open_task(13));
+    check!("host.setTaskWeight", client.host_set_task_weight(13, 0.2));
+    check!("getBuildTarget", client.get_build_target("dist", None));
+    check!("getTag", client.get_tag(TagRef::Id(1)));
+    check!("repo.request", client.repo_request(1, None, None));
+    check!("getLastEvent", client.get_last_event());
+    check!(
+        "getBuildConfig",
+        client.get_build_config(TagRef::Id(1), Some(52))
+    );
+    check!(
+        "host.taskSetWait",
+        client.host_task_set_wait(13, Some(&[14]))
+    );
+    check!("host.taskWait", client.host_task_wait(13));
+    check!("repoInfo", client.repo_info(1));
+    check!(
+        "host.newBuildRoot",
+        client.host_new_build_root(1, "x86_64", Some(14))
+    );
+    check!(
+        "checkUpload",
+        client.check_upload("tasks/14/14", "mock_config.log", None, None)
+    );
+    check!(
+        "host.setBuildRootState",
+        client.host_set_build_root_state(7, BuildrootState::BUILDING, None)
+    );
+    check!("logoutChild", client.logout_child(900003));
+    check!(
+        "host.taskWaitResults",
+        client.host_task_wait_results(13, Some(&[14]), None)
+    );
+    check!(
+        "getPackageConfig",
+        client.get_package_config(TagRef::Id(2), "slowpoke", Some(52))
+    );
+    check!(
+        "getAverageBuildDuration",
+        client.get_average_build_duration("slowpoke", Some(6))
+    );
+    check!("host.freeTasks", client.host_free_tasks(&[]));
+    check!("host.repoInit", client.host_repo_init(1, Some(1), None));
+    check!("getRepo", client.get_repo(TagRef::Id(1)));
+    check!(
+        "getFullInheritance",
+        client.get_full_inheritance(TagRef::Id(1))
+    );
+    check!(
+        "getExternalRepoList",
+        client.get_external_repo_list(TagRef::Id(1), Some(38))
+    );
+    check!("getBuild", client.get_build(7));
+    check!("host.tagBuild", client.host_tag_build(9, 2, 7, false, None));
+    check!(
+        "host.tagNotification",
+        client.host_tag_notification(true, Some(2), None, 7, 1, true, None)
+    );
+    check!("subsession", client.session().subsession());
+    check!("exclusiveSession", client.session().acquire_exclusive(true));
+    check!("logout", client.logout());
+}

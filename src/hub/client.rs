@@ -1,6 +1,7 @@
 //! The typed hub API the rest of the worker uses. Each method is one hub call with kojid's
 //! argument conventions; replies are checked into the structs of [`super::types`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dxr::Value;
@@ -279,17 +280,20 @@ impl HubClient {
         &self,
         parent: i64,
         tasks: Option<&[i64]>,
-        canfail: &[i64],
+        canfail: Option<&[i64]>,
     ) -> Result<Vec<(i64, serde_json::Value)>, HubError> {
         let tasks = tasks.map_or(Value::Nil, int_list);
+        let canfail = canfail.map_or(Value::Nil, int_list);
         self.typed(
             "host.taskWaitResults",
             vec![int(parent), tasks],
-            vec![kwarg("canfail", int_list(canfail))],
+            vec![kwarg("canfail", canfail)],
         )
         .await
     }
 
+    /// `host.subtask(method=…, arglist=…, label=…, arch=…, parent=…)`, all as keywords, in
+    /// kojid's order.
     pub async fn host_subtask(
         &self,
         method: &str,
@@ -300,16 +304,20 @@ impl HubClient {
         let mut kwargs = vec![
             kwarg("method", string(method)),
             kwarg("arglist", Value::Array(arglist)),
-            kwarg("parent", int(parent)),
         ];
-        if let Value::Struct(members) = Self::encode(options)? {
-            // kojid's order: label, then the rest; the hub does not care, but transcripts do.
-            for name in ["label", "arch", "priority", "channel"] {
-                if let Some(value) = members.get(name) {
-                    kwargs.push(kwarg(name, value.clone()));
-                }
-            }
+        if let Some(label) = &options.label {
+            kwargs.push(kwarg("label", string(label)));
         }
+        if let Some(arch) = &options.arch {
+            kwargs.push(kwarg("arch", string(arch)));
+        }
+        if let Some(priority) = options.priority {
+            kwargs.push(kwarg("priority", int(priority)));
+        }
+        if let Some(channel) = &options.channel {
+            kwargs.push(kwarg("channel", string(channel)));
+        }
+        kwargs.push(kwarg("parent", int(parent)));
         self.typed("host.subtask", vec![], kwargs).await
     }
 
@@ -327,16 +335,20 @@ impl HubClient {
         .await
     }
 
+    /// The state goes by name (`"BUILDING"`), as kojid sends it.
     pub async fn host_set_build_root_state(
         &self,
         buildroot_id: i64,
         state: BuildrootState,
         task_id: Option<i64>,
     ) -> Result<(), HubError> {
+        let kwargs = task_id
+            .map(|task_id| vec![kwarg("task_id", int(task_id))])
+            .unwrap_or_default();
         self.unit(
             "host.setBuildRootState",
-            vec![int(buildroot_id), int(state.into())],
-            vec![kwarg("task_id", optional_int(task_id))],
+            vec![int(buildroot_id), string(state.name())],
+            kwargs,
         )
         .await
     }
@@ -345,12 +357,11 @@ impl HubClient {
         &self,
         buildroot_id: i64,
         rpms: &[BuildrootRpm],
-        task_id: Option<i64>,
     ) -> Result<(), HubError> {
         self.unit(
             "host.setBuildRootList",
             vec![int(buildroot_id), Self::encode(rpms)?],
-            vec![kwarg("task_id", optional_int(task_id))],
+            vec![],
         )
         .await
     }
@@ -359,12 +370,11 @@ impl HubClient {
         &self,
         buildroot_id: i64,
         rpms: &[BuildrootRpm],
-        task_id: Option<i64>,
     ) -> Result<(), HubError> {
         self.unit(
             "host.updateBuildRootList",
             vec![int(buildroot_id), Self::encode(rpms)?],
-            vec![kwarg("task_id", optional_int(task_id))],
+            vec![],
         )
         .await
     }
@@ -374,17 +384,17 @@ impl HubClient {
             .await
     }
 
+    /// `host.completeBuild(task_id, build_id, srpm, rpms, brmap, logs=…)`: `brmap` maps each
+    /// uploaded file to its buildroot id, `logs` maps an arch to its log files.
     pub async fn host_complete_build(
         &self,
         task_id: i64,
         build_id: i64,
         srpm: &str,
         rpms: &[String],
-        brmap: Option<&std::collections::BTreeMap<String, i64>>,
-        logs: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+        brmap: &BTreeMap<String, i64>,
+        logs: &BTreeMap<String, Vec<String>>,
     ) -> Result<BuildInfo, HubError> {
-        let brmap = brmap.map(Self::encode).transpose()?.unwrap_or(Value::Nil);
-        let logs = logs.map(Self::encode).transpose()?.unwrap_or(Value::Nil);
         self.typed(
             "host.completeBuild",
             vec![
@@ -392,8 +402,9 @@ impl HubClient {
                 int(build_id),
                 string(srpm),
                 Self::encode(rpms)?,
+                Self::encode(brmap)?,
             ],
-            vec![kwarg("brmap", brmap), kwarg("logs", logs)],
+            vec![kwarg("logs", Self::encode(logs)?)],
         )
         .await
     }
@@ -408,13 +419,12 @@ impl HubClient {
         task_id: i64,
         srpm: &str,
         rpms: &[String],
-        logs: Option<&std::collections::BTreeMap<String, Vec<String>>>,
+        logs: &BTreeMap<String, Vec<String>>,
     ) -> Result<(), HubError> {
-        let logs = logs.map(Self::encode).transpose()?.unwrap_or(Value::Nil);
         self.unit(
             "host.moveBuildToScratch",
             vec![int(task_id), string(srpm), Self::encode(rpms)?],
-            vec![kwarg("logs", logs)],
+            vec![kwarg("logs", Self::encode(logs)?)],
         )
         .await
     }
@@ -436,6 +446,33 @@ impl HubClient {
             ],
         )
         .await
+    }
+
+    /// `host.tagNotification(is_successful, tag_id, from_id, build_id, user_id,
+    /// ignore_success[, failure_msg])`, positional as kojid sends it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn host_tag_notification(
+        &self,
+        successful: bool,
+        tag_id: Option<i64>,
+        from_id: Option<i64>,
+        build_id: i64,
+        user_id: i64,
+        ignore_success: bool,
+        failure_message: Option<&str>,
+    ) -> Result<(), HubError> {
+        let mut args = vec![
+            Value::Boolean(successful),
+            optional_int(tag_id),
+            optional_int(from_id),
+            int(build_id),
+            int(user_id),
+            Value::Boolean(ignore_success),
+        ];
+        if let Some(message) = failure_message {
+            args.push(string(message));
+        }
+        self.unit("host.tagNotification", args, vec![]).await
     }
 
     pub async fn host_assert_policy(&self, name: &str, data: &Extra) -> Result<(), HubError> {
@@ -461,34 +498,39 @@ impl HubClient {
         .await
     }
 
-    /// `(repo_id, event_id)`.
+    /// `(repo_id, event_id)`; sent as `repoInit(tag, opts=nil, task_id=…[, event=…])`.
     pub async fn host_repo_init(
         &self,
         tag: i64,
         task_id: Option<i64>,
         event: Option<i64>,
     ) -> Result<(i64, i64), HubError> {
-        self.typed(
-            "host.repoInit",
-            vec![int(tag)],
-            vec![
-                kwarg("task_id", optional_int(task_id)),
-                kwarg("event", optional_int(event)),
-            ],
-        )
-        .await
+        let mut kwargs = vec![
+            kwarg("opts", Value::Nil),
+            kwarg("task_id", optional_int(task_id)),
+        ];
+        if let Some(event) = event {
+            kwargs.push(kwarg("event", int(event)));
+        }
+        self.typed("host.repoInit", vec![int(tag)], kwargs).await
     }
 
+    /// `data` maps each arch to `[upload dir, [files]]`.
     pub async fn host_repo_done(
         &self,
         repo_id: i64,
-        data: &Extra,
+        data: &BTreeMap<String, (String, Vec<String>)>,
         expire: bool,
     ) -> Result<(), HubError> {
+        let kwargs = if expire {
+            vec![kwarg("expire", Value::Boolean(true))]
+        } else {
+            vec![]
+        };
         self.unit(
             "host.repoDone",
             vec![int(repo_id), Self::encode(data)?],
-            vec![kwarg("expire", Value::Boolean(expire))],
+            kwargs,
         )
         .await
     }
@@ -522,25 +564,24 @@ impl HubClient {
 
     pub async fn get_build_config(
         &self,
-        tag: &str,
+        tag: TagRef<'_>,
         event: Option<i64>,
     ) -> Result<TagInfo, HubError> {
         let kwargs = event
             .map(|event| vec![kwarg("event", int(event))])
             .unwrap_or_default();
-        self.typed("getBuildConfig", vec![string(tag)], kwargs)
+        self.typed("getBuildConfig", vec![tag.value()], kwargs)
             .await
     }
 
-    pub async fn get_tag(
-        &self,
-        tag: &str,
-        event: Option<i64>,
-    ) -> Result<Option<TagInfo>, HubError> {
-        let kwargs = event
-            .map(|event| vec![kwarg("event", int(event))])
-            .unwrap_or_default();
-        self.typed("getTag", vec![string(tag)], kwargs).await
+    /// `getTag(tag, strict=True)`: a missing tag is a GenericError fault.
+    pub async fn get_tag(&self, tag: TagRef<'_>) -> Result<TagInfo, HubError> {
+        self.typed(
+            "getTag",
+            vec![tag.value()],
+            vec![kwarg("strict", Value::Boolean(true))],
+        )
+        .await
     }
 
     pub async fn get_build_target(
@@ -548,35 +589,30 @@ impl HubClient {
         name: &str,
         event: Option<i64>,
     ) -> Result<Option<BuildTarget>, HubError> {
-        let kwargs = event
-            .map(|event| vec![kwarg("event", int(event))])
-            .unwrap_or_default();
-        self.typed("getBuildTarget", vec![string(name)], kwargs)
-            .await
+        self.typed(
+            "getBuildTarget",
+            vec![string(name)],
+            vec![kwarg("event", optional_int(event))],
+        )
+        .await
     }
 
-    /// The latest READY repo of a tag (`getRepo(tag, state=nil, event=nil, dist=false)`).
-    pub async fn get_repo(
-        &self,
-        tag: &str,
-        event: Option<i64>,
-        dist: bool,
-    ) -> Result<Option<RepoInfo>, HubError> {
-        let mut kwargs = vec![];
-        if let Some(event) = event {
-            kwargs.push(kwarg("event", int(event)));
-        }
-        if dist {
-            kwargs.push(kwarg("dist", Value::Boolean(true)));
-        }
-        self.typed("getRepo", vec![string(tag)], kwargs).await
+    /// The latest READY repo of a tag.
+    pub async fn get_repo(&self, tag: TagRef<'_>) -> Result<Option<RepoInfo>, HubError> {
+        self.typed("getRepo", vec![tag.value()], vec![]).await
     }
 
-    pub async fn repo_info(&self, repo_id: i64) -> Result<Option<RepoInfo>, HubError> {
-        self.typed("repoInfo", vec![int(repo_id)], vec![]).await
+    /// `repoInfo(id, strict=True)`.
+    pub async fn repo_info(&self, repo_id: i64) -> Result<RepoInfo, HubError> {
+        self.typed(
+            "repoInfo",
+            vec![int(repo_id)],
+            vec![kwarg("strict", Value::Boolean(true))],
+        )
+        .await
     }
 
-    /// `repo.request(tag, min_event=…, at_event=…, opts=…)` (≥1.35).
+    /// `repo.request(tag, min_event=…, at_event=…, opts=nil)` (≥1.35).
     pub async fn repo_request(
         &self,
         tag: i64,
@@ -623,7 +659,68 @@ impl HubClient {
             .await
     }
 
-    /// `checkUpload(path, name, verify=…, volume=…)`; `None` when the file is not there.
+    /// `getBuild(build, strict=True)`.
+    pub async fn get_build(&self, build_id: i64) -> Result<BuildInfo, HubError> {
+        self.typed(
+            "getBuild",
+            vec![int(build_id)],
+            vec![kwarg("strict", Value::Boolean(true))],
+        )
+        .await
+    }
+
+    /// `getPackageConfig(tag, package, event=…)`; `None` when the package is not listed.
+    pub async fn get_package_config(
+        &self,
+        tag: TagRef<'_>,
+        package: &str,
+        event: Option<i64>,
+    ) -> Result<Option<PackageConfig>, HubError> {
+        let kwargs = event
+            .map(|event| vec![kwarg("event", int(event))])
+            .unwrap_or_default();
+        self.typed(
+            "getPackageConfig",
+            vec![tag.value(), string(package)],
+            kwargs,
+        )
+        .await
+    }
+
+    /// Average build time in seconds over the last `age` months; `None` without history.
+    pub async fn get_average_build_duration(
+        &self,
+        package: &str,
+        age: Option<i64>,
+    ) -> Result<Option<f64>, HubError> {
+        let kwargs = age
+            .map(|age| vec![kwarg("age", int(age))])
+            .unwrap_or_default();
+        self.typed("getAverageBuildDuration", vec![string(package)], kwargs)
+            .await
+    }
+
+    pub async fn get_external_repo_list(
+        &self,
+        tag: TagRef<'_>,
+        event: Option<i64>,
+    ) -> Result<Vec<ExternalRepo>, HubError> {
+        let kwargs = event
+            .map(|event| vec![kwarg("event", int(event))])
+            .unwrap_or_default();
+        self.typed("getExternalRepoList", vec![tag.value()], kwargs)
+            .await
+    }
+
+    pub async fn get_full_inheritance(
+        &self,
+        tag: TagRef<'_>,
+    ) -> Result<Vec<InheritanceEntry>, HubError> {
+        self.typed("getFullInheritance", vec![tag.value()], vec![])
+            .await
+    }
+
+    /// `checkUpload(path, name[, verify=…][, volume=…])`; `None` when the file is not there.
     pub async fn check_upload(
         &self,
         path: &str,
@@ -642,8 +739,36 @@ impl HubClient {
             .await
     }
 
-    /// Turn a fault into the raw form used for `host.failTask`.
+    /// Turn a fault into the document `host.failTask` takes.
     pub fn fault_document(fault: &KojiFault) -> String {
         xmlrpc::encode_fault(&fault.to_raw())
+    }
+}
+
+/// A tag by id or by name; kojid passes ids where it has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagRef<'a> {
+    Id(i64),
+    Name(&'a str),
+}
+
+impl TagRef<'_> {
+    fn value(self) -> Value {
+        match self {
+            TagRef::Id(id) => int(id),
+            TagRef::Name(name) => string(name),
+        }
+    }
+}
+
+impl From<i64> for TagRef<'_> {
+    fn from(id: i64) -> Self {
+        TagRef::Id(id)
+    }
+}
+
+impl<'a> From<&'a str> for TagRef<'a> {
+    fn from(name: &'a str) -> Self {
+        TagRef::Name(name)
     }
 }

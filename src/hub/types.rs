@@ -340,7 +340,10 @@ pub struct BuildrootRpm {
     pub payloadhash: String,
     pub size: i64,
     pub buildtime: i64,
-    /// `None` for packages from the tag's own repo; the external repo's name otherwise.
+    /// The rpm's id on the hub, for packages from the tag's own repo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The external repo's name, for packages from an external repo.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
@@ -378,6 +381,58 @@ pub struct BuildInfo {
     pub owner_name: Option<String>,
     #[serde(default)]
     pub extra: Option<Extra>,
+}
+
+/// `getPackageConfig`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct PackageConfig {
+    pub package_id: i64,
+    pub package_name: String,
+    #[serde(default)]
+    pub tag_id: Option<i64>,
+    #[serde(default)]
+    pub blocked: bool,
+    #[serde(default)]
+    pub owner_id: Option<i64>,
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    #[serde(default)]
+    pub extra_arches: Option<String>,
+}
+
+/// `getExternalRepoList` entries.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ExternalRepo {
+    pub external_repo_id: i64,
+    pub external_repo_name: String,
+    pub url: String,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub merge_mode: Option<String>,
+    #[serde(default)]
+    pub arches: Option<String>,
+}
+
+/// `getFullInheritance` entries.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct InheritanceEntry {
+    pub parent_id: i64,
+    pub child_id: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub currdepth: Option<i64>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub maxdepth: Option<i64>,
+    #[serde(default)]
+    pub intransitive: bool,
+    #[serde(default)]
+    pub noconfig: bool,
+    #[serde(default)]
+    pub pkg_filter: Option<String>,
 }
 
 /// Options of `host.subtask(method, arglist, parent, **opts)`.

@@ -118,6 +118,8 @@ pub struct Responder {
     pub get_failures: Arc<Mutex<VecDeque<u16>>>,
     /// Announce more bytes than sent on the next GET, then close.
     pub truncate_next_get: Arc<Mutex<bool>>,
+    /// Answer checkUpload/uploadFile from the script instead of the upload store.
+    pub scripted_uploads: Arc<Mutex<bool>>,
 }
 
 impl Responder {
@@ -134,6 +136,7 @@ impl Responder {
             downloads: Arc::default(),
             get_failures: Arc::default(),
             truncate_next_get: Arc::default(),
+            scripted_uploads: Arc::default(),
         };
         let serving = responder.clone();
         tokio::spawn(async move {
@@ -253,6 +256,9 @@ impl Responder {
 impl Responder {
     /// kojihub's behaviour for the upload calls; `None` for everything else (scripted).
     fn hub_like(&self, request: &Recorded) -> Option<Step> {
+        if *self.scripted_uploads.lock().unwrap() {
+            return None;
+        }
         let method = request.method();
         match method.as_str() {
             "rawUpload" => Some(self.raw_upload(request)),
