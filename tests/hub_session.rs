@@ -690,3 +690,39 @@ async fn typed_calls_encode_like_kojid_and_read_real_replies() {
     check!("exclusiveSession", client.session().acquire_exclusive(true));
     check!("logout", client.logout());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_in_flight_is_abandoned_at_shutdown() {
+    // A server that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let responder = Responder::start(vec![]).await;
+    let cancel = CancellationToken::new();
+    let hub = HubConnection::new(
+        HubOptions {
+            server: format!("http://{addr}/kojihub"),
+            ..options(&responder)
+        },
+        cancel.clone(),
+    )
+    .unwrap();
+    let anonymous = Session::new(hub);
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        stopper.cancel();
+    });
+    let start = Instant::now();
+    let error = anonymous
+        .call_anonymous("getKojiVersion", vec![], vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HubError::Cancelled { .. }), "{error}");
+    assert_eq!(start.elapsed().as_secs(), 30);
+}

@@ -198,7 +198,15 @@ impl HubConnection {
         loop {
             tries += 1;
             sends += 1;
-            let error = match self.send_once(request, what).await {
+            // A request in flight is abandoned at shutdown too (kojid's SystemExit does the
+            // same); the 12 h default timeout must not hold the worker up.
+            let sent = tokio::select! {
+                () = self.cancel.cancelled() => {
+                    return Err(HubError::Cancelled { during: format!("calling {what}") });
+                }
+                sent = self.send_once(request, what) => sent,
+            };
+            let error = match sent {
                 Ok(reply) => {
                     self.note_version(&reply);
                     match xmlrpc::decode_response(&reply.body) {
