@@ -726,3 +726,68 @@ async fn a_request_in_flight_is_abandoned_at_shutdown() {
     assert!(matches!(error, HubError::Cancelled { .. }), "{error}");
     assert_eq!(start.elapsed().as_secs(), 30);
 }
+
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_and_wait_is_logged_with_its_reason() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let responder = Responder::start(vec![]).await;
+    let (_hub, main) = logged_in(
+        &responder,
+        HubOptions {
+            max_retries: 1,
+            ..options(&responder)
+        },
+    )
+    .await;
+    responder.push([
+        fault(1014, "database outage"),
+        Step::Status(502),
+        Step::Status(500),
+    ]);
+    main.call("host.getHost", vec![], vec![]).await.unwrap_err();
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("hub is offline")
+            && text.contains("database outage")
+            && text.contains("wait_secs=120"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hub call failed, will retry")
+            && text.contains("attempt=1")
+            && text.contains("502"),
+        "{text}"
+    );
+    assert!(
+        text.contains("giving up on the hub call")
+            && text.contains("attempts=2")
+            && text.contains("500"),
+        "{text}"
+    );
+}

@@ -243,7 +243,11 @@ impl HubConnection {
                     HubError::Transport(transport)
                 }
             };
-            if !retry_transport_errors || tries > options.max_retries {
+            if !retry_transport_errors {
+                return Err(error);
+            }
+            if tries > options.max_retries {
+                tracing::error!(call = what, callnum, attempts = tries, %error, "giving up on the hub call after max_retries retries");
                 return Err(error);
             }
             tracing::warn!(call = what, callnum, attempt = tries, max_retries = options.max_retries, %error, "hub call failed, will retry");
