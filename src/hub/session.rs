@@ -425,8 +425,14 @@ impl Session {
             ),
         };
         if renew {
+            // koji's client also sends `exclusive=<was exclusive>`, but kojihub cannot honour
+            // it: an expired session is loaded without its exclusive flag, so the hub commits
+            // the new key and then `makeExclusive` finds the session's own lock and raises
+            // AuthLockError; the worker is left with no valid key at all (kojihub/auth.py,
+            // `Session.__init__` returns before reading `exclusive`; `sslLogin`/`login` then
+            // call `makeExclusive`). Without the flag the renewal keeps the session row, and
+            // with it the exclusive lock, so leaving it out is what actually renews.
             kwargs.push(("renew".to_owned(), Value::Boolean(true)));
-            kwargs.push(("exclusive".to_owned(), Value::Boolean(self.is_exclusive())));
         }
         state.logged_in = false;
         let body = Bytes::from(xmlrpc::encode_call(name, &args, &kwargs));
