@@ -216,10 +216,12 @@ async fn legacy_upload_when_fast_upload_is_off_and_the_hub_lacks_check_upload() 
         },
     )
     .await;
-    client.upload_file_legacy(&local, &target).await.unwrap();
+    *old.without_check_upload.lock().unwrap() = true;
+    let summary = client.upload_file(&local, &target).await.unwrap();
+    assert_eq!(summary.bytes, data.len() as u64);
     assert_eq!(
         old.methods()[2..],
-        ["uploadFile", "uploadFile", "uploadFile"]
+        ["checkUpload", "uploadFile", "uploadFile", "uploadFile"]
     );
     assert!(old.files.lock().unwrap()["tasks/7/7/x.log"] == data);
     let last = old.requests().last().unwrap().body_text();

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::client::HubClient;
+use super::fault::FaultKind;
 use super::session::HubError;
 use super::types::{RawUploadReply, UploadCheck};
 use super::xmlrpc;
@@ -218,7 +219,9 @@ impl HubClient {
                 .await
             {
                 Ok(_) => {}
-                Err(HubError::Fault(fault)) => {
+                // koji catches GenericError only ("Invalid method: checkUpload" on hubs
+                // before 1.7.1); anything else is a real problem.
+                Err(HubError::Fault(fault)) if fault.kind == FaultKind::GenericError => {
                     tracing::info!(%fault, "hub has no checkUpload, using the legacy uploadFile");
                     return self.upload_file_legacy(local, target).await;
                 }

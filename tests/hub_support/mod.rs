@@ -120,6 +120,8 @@ pub struct Responder {
     pub truncate_next_get: Arc<Mutex<bool>>,
     /// Answer checkUpload/uploadFile from the script instead of the upload store.
     pub scripted_uploads: Arc<Mutex<bool>>,
+    /// Behave like a hub before 1.7.1, which has no checkUpload.
+    pub without_check_upload: Arc<Mutex<bool>>,
 }
 
 impl Responder {
@@ -137,6 +139,7 @@ impl Responder {
             get_failures: Arc::default(),
             truncate_next_get: Arc::default(),
             scripted_uploads: Arc::default(),
+            without_check_upload: Arc::default(),
         };
         let serving = responder.clone();
         tokio::spawn(async move {
@@ -270,6 +273,9 @@ impl Responder {
                 };
                 let key = format!("{}/{}", text(0), text(1));
                 if method == "checkUpload" {
+                    if *self.without_check_upload.lock().unwrap() {
+                        return Some(fault(1000, "Invalid method: checkUpload"));
+                    }
                     let files = self.files.lock().unwrap();
                     let Some(data) = files.get(&key) else {
                         return Some(nil());
