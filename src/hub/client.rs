@@ -197,7 +197,7 @@ impl HubClient {
     }
 
     /// `host.getLoadData` (legacy scheduling, ≤1.33): `[hosts, tasks]`.
-    pub async fn host_get_load_data(&self) -> Result<(Vec<HostInfo>, Vec<TaskInfo>), HubError> {
+    pub async fn host_get_load_data(&self) -> Result<(Vec<LoadDataHost>, Vec<TaskInfo>), HubError> {
         self.typed("host.getLoadData", vec![], vec![]).await
     }
 

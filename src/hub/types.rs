@@ -136,6 +136,23 @@ impl HostInfo {
     }
 }
 
+/// A host entry of `host.getLoadData` (legacy scheduling, ≤1.33).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct LoadDataHost {
+    pub id: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arches: String,
+    #[serde(default)]
+    pub capacity: f64,
+    #[serde(default)]
+    pub task_load: f64,
+    /// Channel ids.
+    #[serde(default)]
+    pub channels: Vec<i64>,
+}
+
 /// `host.getHostTasks`: OPEN tasks this host owns.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct HostTask {
