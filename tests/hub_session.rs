@@ -283,8 +283,8 @@ async fn auth_expired_renews_with_the_old_headers_and_replays_once() {
     assert_eq!(replay.header("koji-session-key"), Some("key-2"));
     assert_eq!(
         replay.callnum(),
-        Some(0),
-        "a renewed session counts from 0 again"
+        Some(3),
+        "a renewed session keeps counting: the hub kept its last callnum"
     );
 }
 
@@ -343,6 +343,10 @@ async fn subsessions_have_their_own_callnum_renew_and_are_closed_by_the_parent()
     assert!(!renewal.contains("<name>exclusive</name>"));
     assert_eq!(requests[5].header("koji-session-key"), Some("sub-key"));
     assert_eq!(requests[6].header("koji-session-key"), Some("sub-key-2"));
+    assert_eq!(
+        (requests[5].callnum(), requests[6].callnum()),
+        (Some(2), Some(3))
+    );
     assert!(requests[7].body_text().contains("<int>900002</int>"));
     assert_eq!(requests[7].header("koji-session-id"), Some("900001"));
     assert_eq!(requests[7].callnum(), Some(2));

@@ -456,7 +456,12 @@ impl Session {
             "logged in to the hub"
         );
         state.info = Some(info);
-        state.callnum = 0;
+        // A renewed session keeps its id, and the hub keeps the last callnum it stored for
+        // it: starting again from 0 (as koji's client does) would be a SequenceError on hubs
+        // that check the callnum. A new session starts from 0.
+        if !renew {
+            state.callnum = 0;
+        }
         state.logged_in = true;
         Ok(())
     }
