@@ -132,6 +132,12 @@ fn make_pki() -> Pki {
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 fn start_server(pki: &Pki) -> (u16, Seen) {
+    start_server_asking(pki, false)
+}
+
+/// `in_handshake`: ask for the client certificate during the handshake (Apache's
+/// `SSLVerifyClient` at server level) instead of only on /ssllogin.
+fn start_server_asking(pki: &Pki, in_handshake: bool) -> (u16, Seen) {
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     acceptor
         .set_min_proto_version(Some(SslVersion::TLS1_3))
@@ -144,7 +150,11 @@ fn start_server(pki: &Pki) -> (u16, Seen) {
         .unwrap();
     acceptor.set_ca_file(&pki.ca).unwrap();
     // No certificate during the handshake, like Apache outside <Location /ssllogin>.
-    acceptor.set_verify(SslVerifyMode::NONE);
+    acceptor.set_verify(if in_handshake {
+        SslVerifyMode::PEER
+    } else {
+        SslVerifyMode::NONE
+    });
     let acceptor = Arc::new(acceptor.build());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -198,8 +208,19 @@ fn read_request(tls: &mut SslStream<std::net::TcpStream>) -> Option<(String, Vec
     Some((path, buffer[head_end..head_end + length].to_vec()))
 }
 
+fn common_name(cert: &openssl::x509::X509) -> Option<String> {
+    cert.subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .map(|entry| String::from_utf8_lossy(entry.data().as_slice()).into_owned())
+}
+
 /// Ask for the client certificate after the handshake and wait for it.
 fn request_client_cert(tls: &mut SslStream<std::net::TcpStream>) -> Option<String> {
+    if let Some(cert) = tls.ssl().peer_certificate() {
+        // Already presented during the handshake.
+        return common_name(&cert);
+    }
     // SAFETY: a `&SslRef` is the address of the underlying SSL object (foreign-types' opaque
     // reference pattern); the stream outlives the calls.
     let raw = tls.ssl() as *const openssl::ssl::SslRef as *mut openssl_sys::SSL;
@@ -222,11 +243,7 @@ fn request_client_cert(tls: &mut SslStream<std::net::TcpStream>) -> Option<Strin
             tls.get_ref()
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
-            return cert
-                .subject_name()
-                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                .next()
-                .map(|entry| String::from_utf8_lossy(entry.data().as_slice()).into_owned());
+            return common_name(&cert);
         }
         // Processes the client's Certificate/Finished; times out because no data follows.
         let _ = tls.ssl_read(&mut scratch);
@@ -435,5 +452,18 @@ async fn certificate_login_forces_https_like_koji() {
         session.hub().options().server,
         format!("https://127.0.0.1:{port}/kojihub")
     );
+    assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some("builder1.local"));
+}
+
+#[tokio::test]
+async fn cert_asked_for_in_the_handshake_works_too() {
+    let pki = make_pki();
+    let (port, seen) = start_server_asking(&pki, true);
+    let without_pha = HubOptions {
+        post_handshake_auth: false,
+        ..options(port, &pki)
+    };
+    let session = login(without_pha).await.expect("login");
+    session.call("host.getID", vec![], vec![]).await.unwrap();
     assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some("builder1.local"));
 }
