@@ -352,3 +352,43 @@ fn our_requests_encode_like_kojids() {
     assert!(exact > 500, "compared {exact} byte for byte");
     assert!(decoded_equal > 10, "compared {decoded_equal} decoded");
 }
+
+#[test]
+fn python_reads_our_multicall_and_we_read_its_results() {
+    use koji_adjutant::hub::xmlrpc::{MulticallEntry, decode_multicall_results, encode_multicall};
+    let calls = vec![
+        MulticallEntry {
+            method: "host.writeSignedRPM".to_owned(),
+            args: vec![Value::Integer(12), Value::String("abcd1234".to_owned())],
+            kwargs: vec![("force".to_owned(), Value::Boolean(true))],
+        },
+        MulticallEntry {
+            method: "getTaskInfo".to_owned(),
+            args: vec![Value::Long(1 << 40)],
+            kwargs: vec![],
+        },
+    ];
+    let script = format!(
+        r#"{PY_JSON}
+params, method = xmlrpc.client.loads(sys.stdin.read().encode('utf-8'), use_builtin_types=True)
+print(json.dumps([method, plain(list(params))]))
+results = [[True], {{"faultCode": 1000, "faultString": "No such task"}}]
+print(json.dumps(koji.xmlrpcplus.dumps((results,), methodresponse=1, allow_none=1)))
+"#
+    );
+    let output = python(&script, &encode_multicall(&calls));
+    let mut lines = output.lines();
+    let seen: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        seen,
+        serde_json::json!(["multiCall", [[
+            {"methodName": "host.writeSignedRPM", "params": [12, "abcd1234", {"force": true, "__starstar": true}]},
+            {"methodName": "getTaskInfo", "params": [1099511627776i64]}
+        ]]])
+    );
+    let reply: String = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let value = decode_response(reply.as_bytes()).unwrap().unwrap();
+    let results = decode_multicall_results(value, 2).unwrap();
+    assert_eq!(results[0], Ok(Value::Boolean(true)));
+    assert_eq!(results[1].as_ref().unwrap_err().message, "No such task");
+}
