@@ -608,7 +608,17 @@ async fn typed_calls_encode_like_kojid_and_read_real_replies() {
                 "{} must encode like kojid",
                 $method
             );
+            // The same headers kojid sends (values differ: our own session).
             assert_eq!(sent.header("content-type"), Some("text/xml"));
+            assert_eq!(sent.header("user-agent"), Some("koji/1"));
+            for name in [
+                "koji-session-id",
+                "koji-session-key",
+                "koji-session-callnum",
+            ] {
+                assert!(sent.header(name).is_some(), "{} lacks {name}", $method);
+            }
+            assert_eq!(sent.path_and_query, "/kojihub");
         }};
     }
     check!("echo", client.echo("OK"));
