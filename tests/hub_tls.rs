@@ -467,3 +467,50 @@ async fn cert_asked_for_in_the_handshake_works_too() {
     session.call("host.getID", vec![], vec![]).await.unwrap();
     assert_eq!(seen.lock().unwrap()[0].1.as_deref(), Some("builder1.local"));
 }
+
+#[tokio::test]
+async fn system_trust_store_is_used_without_serverca() {
+    // OpenSSL's default verify paths honour SSL_CERT_FILE. Setting it inside this process
+    // would race with the other tests' OpenSSL contexts, so the trusting half runs in a child
+    // process of this test binary with the variable set from the start.
+    if let Ok(port) = std::env::var("HUB_TLS_SYSTEM_STORE_PORT") {
+        let options = HubOptions {
+            server: format!("https://127.0.0.1:{port}/kojihub"),
+            cert: std::env::var_os("HUB_TLS_CLIENT_PEM").map(Into::into),
+            auth_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            ..HubOptions::default()
+        };
+        login(options)
+            .await
+            .expect("the system store (SSL_CERT_FILE) is trusted when serverca is unset");
+        return;
+    }
+    let pki = make_pki();
+    let (port, _seen) = start_server(&pki);
+    let system = HubOptions {
+        serverca: None,
+        ..options(port, &pki)
+    };
+    let error = login(system)
+        .await
+        .err()
+        .expect("our test CA is not in the system store");
+    assert!(
+        error.to_string().contains("certificate verify failed"),
+        "{error}"
+    );
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "system_trust_store_is_used_without_serverca"])
+        .env("SSL_CERT_FILE", &pki.ca)
+        .env("HUB_TLS_SYSTEM_STORE_PORT", port.to_string())
+        .env("HUB_TLS_CLIENT_PEM", &pki.client_combined)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+}
