@@ -802,3 +802,29 @@ async fn every_attempt_and_wait_is_logged_with_its_reason() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_on_one_session_go_out_one_at_a_time_in_callnum_order() {
+    let responder = Responder::start(vec![]).await;
+    let (_hub, main) = logged_in(&responder, options(&responder)).await;
+    let main = Arc::new(main);
+    responder.push((0..20).map(int));
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let session = Arc::clone(&main);
+            tokio::spawn(async move { session.call("host.getID", vec![], vec![]).await.unwrap() })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    let callnums: Vec<u64> = responder.requests()[2..]
+        .iter()
+        .filter_map(|r| r.callnum())
+        .collect();
+    assert_eq!(
+        callnums,
+        (1..=20).collect::<Vec<u64>>(),
+        "the hub sees callnums in order, none twice"
+    );
+}
