@@ -12,6 +12,7 @@ use super::capabilities::HubVersion;
 use super::fault::FaultKind;
 use super::options::HubOptions;
 use super::session::{HubConnection, HubError, Session};
+use super::transport::TransportError;
 use super::types::{ChannelInfo, HostInfo};
 use super::xmlrpc::{self, Kwargs};
 use crate::doctor::Check;
@@ -79,6 +80,14 @@ pub async fn doctor_checks(options: &HubOptions) -> Vec<Check> {
     let mut checks = Vec::new();
     let hub = match HubConnection::new(options.clone(), CancellationToken::new()) {
         Ok(hub) => hub,
+        Err(error @ HubError::Transport(TransportError::BadUrl { .. })) => {
+            checks.push(Check::fail(
+                "hub-reachable",
+                error.to_string(),
+                server_fix(),
+            ));
+            return checks;
+        }
         Err(error) => {
             checks.push(Check::fail(
                 "hub-tls",

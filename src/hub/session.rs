@@ -117,6 +117,7 @@ impl HubConnection {
             tracing::warn!(server = %options.server, "certificate login needs https; using https:// for the hub URL");
             options.server = format!("https://{rest}");
         }
+        check_server_url(&options.server)?;
         let transport = Transport::new(&options)?;
         Ok(Arc::new(Self {
             options,
@@ -294,6 +295,31 @@ impl HubConnection {
             .await
             .cloned()
     }
+}
+
+/// Catch a wrong `server` at start-up rather than at the first call.
+fn check_server_url(server: &str) -> Result<(), HubError> {
+    let bad = |detail: &str| {
+        HubError::Transport(TransportError::BadUrl {
+            url: server.to_owned(),
+            detail: format!(
+                "{detail}; `server` must be the hub's XML-RPC URL, e.g. https://koji.example.com/kojihub"
+            ),
+        })
+    };
+    let uri: hyper::Uri = server.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(bad(&format!("scheme {other}:// is not http or https"))),
+        None => return Err(bad("no http:// or https:// scheme")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("no host name"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("a query string does not belong in it"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -681,5 +707,26 @@ impl Session {
     pub async fn capabilities(&self) -> Result<HubCapabilities, HubError> {
         let hub = Arc::clone(&self.hub);
         hub.capabilities(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls_are_checked_up_front() {
+        assert!(check_server_url("https://koji.example.com/kojihub").is_ok());
+        assert!(check_server_url("http://127.0.0.1:8080/kojihub").is_ok());
+        for bad in [
+            "koji.example.com/kojihub",
+            "ftp://koji/kojihub",
+            "",
+            "https:///kojihub",
+            "http://h/kojihub?x=1",
+        ] {
+            let error = check_server_url(bad).unwrap_err().to_string();
+            assert!(error.contains("`server`"), "{bad:?}: {error}");
+        }
     }
 }
