@@ -1,3 +1,164 @@
-fn main() {
-    println!("koji-adjutant {}", env!("CARGO_PKG_VERSION"));
+//! The `koji-adjutant` binary: parses the command line and runs a subcommand.
+//!
+//! Exit status: 0 on success, 1 when `doctor` finds a failure or `run` cannot run, 2 for a
+//! usage error or a configuration error (the same status clap uses for bad flags).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::{error, info, warn};
+
+use koji_adjutant::cli::{self, Cli, Command, OutputFormat};
+use koji_adjutant::config::{self, Config, ConfigError};
+use koji_adjutant::doctor::{self, Check};
+use koji_adjutant::logging;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+fn report_config_error(err: &ConfigError) -> ExitCode {
+    for warning in &err.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let text = err.to_string();
+    for line in text.lines() {
+        eprintln!("error: {line}");
+    }
+    eprintln!(
+        "koji-adjutant: the configuration has {} problem(s); nothing was started",
+        text.lines().count()
+    );
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Version => {
+            println!("koji-adjutant {}", cli::VERSION_LINE);
+            ExitCode::SUCCESS
+        }
+        Command::ConfigReference => {
+            print!("{}", config::reference::render());
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig(args) => {
+            let config = match config::load(&cli.config_source(&args.overrides)) {
+                Ok(config) => config,
+                Err(err) => return report_config_error(&err),
+            };
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            match args.format {
+                OutputFormat::Text => print!("{}", cli::render_config_text(&config)),
+                OutputFormat::Json => {
+                    match serde_json::to_string_pretty(&cli::render_config_json(&config)) {
+                        Ok(text) => println!("{text}"),
+                        Err(err) => {
+                            eprintln!("error: cannot render the configuration as JSON: {err}");
+                            return ExitCode::from(EXIT_FAILURE);
+                        }
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Doctor(args) => {
+            let config = match config::load(&cli.config_source(&args.overrides)) {
+                Ok(config) => config,
+                Err(err) => {
+                    println!(
+                        "{}",
+                        Check::fail(
+                            "config",
+                            "the configuration does not load (errors below)",
+                            "fix the errors, then run koji-adjutant check-config"
+                        )
+                        .render()
+                    );
+                    return report_config_error(&err);
+                }
+            };
+            let checks = doctor_checks(&config);
+            match args.format {
+                OutputFormat::Text => {
+                    for check in &checks {
+                        println!("{}", check.render());
+                    }
+                }
+                OutputFormat::Json => match serde_json::to_string_pretty(&checks) {
+                    Ok(text) => println!("{text}"),
+                    Err(err) => {
+                        eprintln!("error: cannot render the checks as JSON: {err}");
+                        return ExitCode::from(EXIT_FAILURE);
+                    }
+                },
+            }
+            if doctor::any_failed(&checks) {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Run(args) => {
+            let config = match config::load(&cli.config_source(&args.overrides)) {
+                Ok(config) => config,
+                Err(err) => return report_config_error(&err),
+            };
+            let level = logging::effective_level(config.kojid.log_level, cli.verbose, cli.debug);
+            if let Err(err) = logging::init(config.adjutant.log_format, level) {
+                eprintln!("error: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            run(&config, args)
+        }
+    }
+}
+
+/// Every module's preflight checks; later modules append theirs here.
+fn doctor_checks(config: &Config) -> Vec<Check> {
+    doctor::config_checks(config)
+}
+
+fn run(config: &Config, args: &cli::RunArgs) -> ExitCode {
+    info!(version = cli::VERSION_LINE, "Starting up");
+    for value in &config.values {
+        match value.display_value() {
+            Some(shown) => info!(
+                "config {}.{} = {:?} ({})",
+                value.section.name(),
+                value.key,
+                shown,
+                value.source
+            ),
+            None => info!(
+                "config {}.{} unset ({})",
+                value.section.name(),
+                value.key,
+                value.source
+            ),
+        }
+    }
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    // kojid applies its RLIMIT_* keys to itself first thing, and logs each at WARNING.
+    for setting in &config.rlimits {
+        match config::rlimits::apply(setting) {
+            Ok((soft, hard)) => warn!(
+                "Setting resource limit: {} = [{soft}, {hard}] ({})",
+                setting.name, setting.source
+            ),
+            Err(err) => error!("{err}"),
+        }
+    }
+    if args.debug_mock {
+        warn!("--debug-mock is obsolete and ignored");
+    }
+    let message = "the worker loop is not built yet: `run` loads and checks the configuration and stops here; \
+                   use `koji-adjutant doctor` to check this host";
+    error!("{message}");
+    eprintln!("koji-adjutant: {message}");
+    ExitCode::from(EXIT_FAILURE)
 }
