@@ -1,7 +1,3 @@
-// PENDING: compiles only once the fake hub (branch `fakehub`) is on main. Then run
-// `git merge main && git mv tests/pending/hub_fakehub.rs tests/hub_fakehub.rs`. Checked green
-// (13 tests) in a scratch merge of hub + fakehub; cargo does not build files in tests/pending/.
-
 //! The hub client against the fake hub (`tests/fakehub`), which enforces kojihub's rules:
 //! callnum order, exclusive sessions, expiry and renewal, task ownership, upload paths.
 
