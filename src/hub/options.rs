@@ -87,3 +87,71 @@ impl HubOptions {
         })
     }
 }
+
+impl HubOptions {
+    /// The hub settings of a loaded `kojid.conf`. `force_lock` is kojid's `--force-lock`:
+    /// whether login takes the host's exclusive lock over from another session.
+    pub fn from_settings(settings: &crate::config::KojidSettings, force_lock: bool) -> Self {
+        let defaults = Self::default();
+        Self {
+            server: settings.server.0.clone(),
+            topurl: Some(settings.topurl.first().to_owned()).filter(|url| !url.is_empty()),
+            cert: settings.cert.clone(),
+            key: None,
+            serverca: settings.serverca.clone(),
+            no_ssl_verify: settings.no_ssl_verify,
+            user: settings.user.clone(),
+            password: settings.password.clone(),
+            timeout: settings
+                .timeout
+                .map_or(defaults.timeout, |seconds| seconds.as_duration()),
+            max_retries: u32::try_from(settings.max_retries).unwrap_or(u32::MAX),
+            retry_interval: settings.retry_interval.as_duration(),
+            offline_retry: settings.offline_retry,
+            offline_retry_interval: settings.offline_retry_interval.as_duration(),
+            use_fast_upload: settings.use_fast_upload,
+            force_lock,
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, load};
+
+    #[test]
+    fn kojid_conf_maps_onto_hub_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kojid.conf");
+        std::fs::write(
+            &path,
+            "[kojid]\nserver = https://koji.example.com/kojihub\ntopurl = https://a/kojifiles https://b/kojifiles\n\
+             cert = /etc/kojid/client.crt\nserverca = /etc/kojid/serverca.crt\nmax_retries = 5\nretry_interval = 7\n\
+             offline_retry = False\noffline_retry_interval = 9\ntimeout = 300\nuse_fast_upload = False\n",
+        )
+        .unwrap();
+        let config = load(&ConfigSource {
+            path: Some(path),
+            overrides: vec![],
+            env: Default::default(),
+        })
+        .unwrap();
+        let options = HubOptions::from_settings(&config.kojid, false);
+        assert_eq!(options.server, "https://koji.example.com/kojihub");
+        assert_eq!(options.topurl.as_deref(), Some("https://a/kojifiles"));
+        assert_eq!(options.cert, Some(PathBuf::from("/etc/kojid/client.crt")));
+        assert_eq!(
+            options.serverca,
+            Some(PathBuf::from("/etc/kojid/serverca.crt"))
+        );
+        assert_eq!(options.max_retries, 5);
+        assert_eq!(options.retry_interval, Duration::from_secs(7));
+        assert!(!options.offline_retry);
+        assert_eq!(options.offline_retry_interval, Duration::from_secs(9));
+        assert_eq!(options.timeout, Duration::from_secs(300));
+        assert!(!options.use_fast_upload && !options.force_lock);
+        assert_eq!(options.login_method(), Some(LoginMethod::Certificate));
+    }
+}
