@@ -501,3 +501,80 @@ async fn old_hub_without_version_header_is_probed() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn subtasks_children_output_and_buildroots() {
+    use koji_adjutant::hub::types::{BuildrootState, SubtaskOptions, TaskState};
+    let hub = fake_hub().await;
+    let client = worker(&hub).await;
+    let parent = open_task(&hub, &client).await;
+    let options = SubtaskOptions {
+        label: Some("x86_64".to_owned()),
+        arch: Some("x86_64".to_owned()),
+        ..SubtaskOptions::default()
+    };
+    let child = client
+        .host_subtask("sleep", vec![Value::Integer(1)], parent, &options)
+        .await
+        .unwrap();
+    let again = client
+        .host_subtask("sleep", vec![Value::Integer(1)], parent, &options)
+        .await
+        .unwrap();
+    assert_eq!(child, again, "subtask is idempotent per (parent, label)");
+    let children = client.get_task_children(parent).await.unwrap();
+    assert_eq!(children.iter().map(|t| t.id).collect::<Vec<_>>(), [child]);
+    assert_eq!(children[0].parent, Some(parent));
+    client
+        .host_task_set_wait(parent, Some(&[child]))
+        .await
+        .unwrap();
+    let (finished, unfinished) = client.host_task_wait(parent).await.unwrap();
+    assert!(finished.is_empty() && unfinished == [child]);
+    assert!(!client.task_finished(child).await.unwrap());
+    client.cancel_task_children(parent).await.unwrap();
+    assert!(client.task_finished(child).await.unwrap());
+    assert_eq!(
+        hub.task(child).unwrap().state.name(),
+        TaskState::CANCELED.name()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("mock_config.log");
+    std::fs::write(&local, b"config_opts = {}\n").unwrap();
+    client
+        .upload_file(
+            &local,
+            &UploadTarget::for_task(parent, &[], "mock_config.log").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.list_task_output(parent).await.unwrap(),
+        ["mock_config.log"]
+    );
+
+    hub.add_repo(koji_fakehub::Repo {
+        id: 1,
+        tag_id: 1,
+        tag_name: "dist-build".to_owned(),
+        state: 1,
+        create_event: 38,
+        create_ts: 1795723265.1,
+    });
+    let buildroot = client
+        .host_new_build_root(1, "x86_64", Some(parent))
+        .await
+        .unwrap();
+    client
+        .host_set_build_root_state(buildroot, BuildrootState::BUILDING, Some(parent))
+        .await
+        .unwrap();
+    let info = client.get_buildroot(buildroot).await.unwrap().unwrap();
+    assert_eq!(info.state, Some(BuildrootState::BUILDING));
+    let listed = client
+        .list_buildroots(1, &[BuildrootState::BUILDING])
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), [buildroot]);
+}

@@ -739,6 +739,55 @@ impl HubClient {
             .await
     }
 
+    /// `host.evalPolicy(name, data)`: the policy's action string.
+    pub async fn host_eval_policy(&self, name: &str, data: &Extra) -> Result<String, HubError> {
+        self.typed(
+            "host.evalPolicy",
+            vec![string(name), Self::encode(data)?],
+            vec![],
+        )
+        .await
+    }
+
+    pub async fn cancel_task_children(&self, task_id: i64) -> Result<(), HubError> {
+        self.unit("cancelTaskChildren", vec![int(task_id)], vec![])
+            .await
+    }
+
+    pub async fn task_finished(&self, task_id: i64) -> Result<bool, HubError> {
+        self.typed("taskFinished", vec![int(task_id)], vec![]).await
+    }
+
+    pub async fn get_task_children(&self, task_id: i64) -> Result<Vec<TaskInfo>, HubError> {
+        self.typed("getTaskChildren", vec![int(task_id)], vec![])
+            .await
+    }
+
+    /// The names of the files a task uploaded.
+    pub async fn list_task_output(&self, task_id: i64) -> Result<Vec<String>, HubError> {
+        self.typed("listTaskOutput", vec![int(task_id)], vec![])
+            .await
+    }
+
+    pub async fn get_buildroot(
+        &self,
+        buildroot_id: i64,
+    ) -> Result<Option<BuildrootInfo>, HubError> {
+        self.typed("getBuildroot", vec![int(buildroot_id)], vec![])
+            .await
+    }
+
+    /// `getChannel(name, strict=False)`.
+    pub async fn get_channel(&self, name: &str) -> Result<Option<ChannelInfo>, HubError> {
+        self.typed("getChannel", vec![string(name)], vec![]).await
+    }
+
+    /// The last event that changed a tag, for repo freshness checks.
+    pub async fn tag_last_change_event(&self, tag: TagRef<'_>) -> Result<Option<i64>, HubError> {
+        self.typed("tagLastChangeEvent", vec![tag.value()], vec![])
+            .await
+    }
+
     /// Turn a fault into the document `host.failTask` takes.
     pub fn fault_document(fault: &KojiFault) -> String {
         xmlrpc::encode_fault(&fault.to_raw())
