@@ -578,3 +578,32 @@ async fn subtasks_children_output_and_buildroots() {
         .unwrap();
     assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), [buildroot]);
 }
+
+#[tokio::test]
+async fn legacy_scheduling_hub_1_33() {
+    let hub = FakeHub::start(FakeHubConfig {
+        version: koji_fakehub::HubVersion::V1_33,
+        hosts: vec![HostConfig::new("builder1.local").with_password("builder")],
+        ..FakeHubConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = worker(&hub).await;
+    let caps = client.capabilities().await.unwrap();
+    assert!(!caps.scheduler && caps.session_renewal);
+    client.host_update_host(0.0, true, None).await.unwrap();
+    let task = hub
+        .create_task(NewTask::new("sleep", vec![Value::Integer(1)]))
+        .unwrap();
+    let (hosts, tasks) = client.host_get_load_data().await.unwrap();
+    assert!(
+        hosts.iter().any(|h| h.id == 1 && !h.channels.is_empty()),
+        "{hosts:?}"
+    );
+    assert!(tasks.iter().any(|t| t.id == task), "{tasks:?}");
+    let error = client.host_get_tasks().await.unwrap_err();
+    assert!(
+        error.fault().is_some_and(|f| f.is_invalid_method()),
+        "{error}"
+    );
+}
