@@ -56,6 +56,8 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Run preflight checks; exits non-zero if any fails
     Doctor(DoctorArgs),
+    /// Log in like the worker, make one hub call and print the result as JSON (for debugging)
+    HubCall(HubCallArgs),
     /// Print the version and git revision
     Version,
     /// Print docs/config-reference.md, generated from the key definitions
@@ -208,6 +210,22 @@ pub struct DoctorArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    /// Skip the checks that talk to the hub
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `hub-call METHOD [ARGS]`.
+#[derive(Debug, Args)]
+pub struct HubCallArgs {
+    #[command(flatten)]
+    pub overrides: KojidOverrides,
+    /// The hub method, e.g. getKojiVersion or host.getHost
+    pub method: String,
+    /// The arguments as one JSON array; a trailing object with "__starstar": true holds
+    /// keyword arguments, e.g. '[42, {"request": true, "__starstar": true}]'
+    #[arg(default_value = "[]")]
+    pub args: String,
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {

@@ -4,6 +4,7 @@
 //! usage error or a configuration error (the same status clap uses for bad flags).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing::{error, info, warn};
@@ -11,6 +12,7 @@ use tracing::{error, info, warn};
 use koji_adjutant::cli::{self, Cli, Command, OutputFormat};
 use koji_adjutant::config::{self, Config, ConfigError};
 use koji_adjutant::doctor::{self, Check};
+use koji_adjutant::hub::{self, options::HubOptions};
 use koji_adjutant::logging;
 
 const EXIT_FAILURE: u8 = 1;
@@ -80,7 +82,7 @@ fn main() -> ExitCode {
                     return report_config_error(&err);
                 }
             };
-            let checks = doctor_checks(&config);
+            let checks = doctor_checks(&config, args.offline);
             match args.format {
                 OutputFormat::Text => {
                     for check in &checks {
@@ -101,6 +103,18 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::HubCall(args) => {
+            let config = match config::load(&cli.config_source(&args.overrides)) {
+                Ok(config) => config,
+                Err(err) => return report_config_error(&err),
+            };
+            let level = logging::effective_level(config.kojid.log_level, cli.verbose, cli.debug);
+            if let Err(err) = logging::init(config.adjutant.log_format, level) {
+                eprintln!("error: {err}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            hub_call(&config, args)
+        }
         Command::Run(args) => {
             let config = match config::load(&cli.config_source(&args.overrides)) {
                 Ok(config) => config,
@@ -116,9 +130,76 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every module's preflight checks; later modules append theirs here.
-fn doctor_checks(config: &Config) -> Vec<Check> {
-    doctor::config_checks(config)
+/// How long `doctor` and `hub-call` wait for the hub: an operator is watching, so they must not
+/// inherit the worker's patience (kojid retries for two hours).
+const INTERACTIVE_HUB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The hub options of an interactive command: one retry, a short timeout, no offline waits.
+fn interactive_hub_options(config: &Config) -> HubOptions {
+    let mut options = HubOptions::from_settings(&config.kojid, false);
+    options.max_retries = 1;
+    options.retry_interval = Duration::from_secs(1);
+    options.offline_retry = false;
+    options.timeout = options.timeout.min(INTERACTIVE_HUB_TIMEOUT);
+    options.auth_timeout = options.auth_timeout.min(INTERACTIVE_HUB_TIMEOUT);
+    options
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
+}
+
+/// Every module's preflight checks; each adapter contributes its own.
+fn doctor_checks(config: &Config, offline: bool) -> Vec<Check> {
+    let mut checks = doctor::config_checks(config);
+    if offline {
+        return checks;
+    }
+    match block_on(hub::ops::doctor_checks(&interactive_hub_options(config))) {
+        Ok(hub_checks) => checks.extend(hub_checks),
+        Err(err) => checks.push(Check::fail(
+            "hub",
+            format!("cannot start the async runtime for the hub checks: {err}"),
+            "check the process limits (threads, file descriptors)",
+        )),
+    }
+    checks
+}
+
+fn hub_call(config: &Config, args: &cli::HubCallArgs) -> ExitCode {
+    let json_args: serde_json::Value = match serde_json::from_str(&args.args) {
+        Ok(value) => value,
+        Err(err) => {
+            eprintln!(
+                "error: the arguments are not valid JSON ({err}); pass one JSON array, e.g. '[1, \"x\"]'"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = interactive_hub_options(config);
+    match block_on(hub::ops::hub_call(&options, &args.method, &json_args)) {
+        Ok(Ok(result)) => match serde_json::to_string_pretty(&result) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: cannot render the result as JSON: {err}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        },
+        Ok(Err(err)) => {
+            eprintln!("error: {} failed: {err}", args.method);
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 fn run(config: &Config, args: &cli::RunArgs) -> ExitCode {
