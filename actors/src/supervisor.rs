@@ -651,6 +651,7 @@ impl Actor for Supervisor {
                     .map(|dump, act, _| {
                         if let Ok(dump) = dump {
                             act.snapshot.policy = dump;
+                            act.publish();
                         }
                     })
                     .spawn(ctx);

@@ -310,7 +310,7 @@ async fn handler_panic_fails_the_task_and_removes_its_container() {
     h.stop().await;
 }
 
-async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness)) {
+async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness), settle: Duration) {
     tokio::time::pause();
     let hub = current_hub();
     let runtime = FakeRuntime::default();
@@ -318,6 +318,7 @@ async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness)) {
     let h = Harness::start(hub, runtime, settings());
     wait_until("task running", LONG, || h.hub.task(long_task).state == TaskState::Open).await;
     how(&h);
+    tokio::time::sleep(settle).await;
     let restarts = |h: &Harness| {
         let r = h.snapshot().restarts.clone();
         match kind {
@@ -341,20 +342,20 @@ async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness)) {
 
 #[actix_rt::test]
 async fn hub_poller_restarts_after_a_stop() {
-    restarts_after(ChildKind::HubPoller, |h| h.worker.supervisor.do_send(StopChild(ChildKind::HubPoller))).await;
+    restarts_after(ChildKind::HubPoller, |h| h.worker.supervisor.do_send(StopChild(ChildKind::HubPoller)), Duration::ZERO).await;
 }
 
 #[actix_rt::test]
 async fn hub_poller_restarts_after_a_panic() {
     restarts_after(ChildKind::HubPoller, |h| {
         h.hub.lock().panic_once.insert("host.getHost".into());
-    })
+    }, Duration::ZERO)
     .await;
 }
 
 #[actix_rt::test]
 async fn policy_cache_restarts_after_a_stop() {
-    restarts_after(ChildKind::PolicyCache, |h| h.worker.supervisor.do_send(StopChild(ChildKind::PolicyCache))).await;
+    restarts_after(ChildKind::PolicyCache, |h| h.worker.supervisor.do_send(StopChild(ChildKind::PolicyCache)), Duration::ZERO).await;
 }
 
 #[actix_rt::test]
@@ -362,21 +363,21 @@ async fn policy_cache_restarts_after_a_panic() {
     restarts_after(ChildKind::PolicyCache, |h| {
         h.hub.lock().panic_once.insert("getBuildConfig".into());
         h.worker.supervisor.do_send(ResolveImage { tag: Some("f40-build".into()), event: None, arch: "x86_64".into(), task_type: "buildArch".into() });
-    })
+    }, Duration::ZERO)
     .await;
 }
 
 #[actix_rt::test]
 async fn container_registry_restarts_after_a_stop() {
-    restarts_after(ChildKind::ContainerRegistry, |h| h.worker.supervisor.do_send(StopChild(ChildKind::ContainerRegistry))).await;
+    restarts_after(ChildKind::ContainerRegistry, |h| h.worker.supervisor.do_send(StopChild(ChildKind::ContainerRegistry)), Duration::ZERO).await;
 }
 
 #[actix_rt::test]
 async fn container_registry_restarts_after_a_panic() {
+    // The next periodic orphan sweep (every 10 minutes) panics.
     restarts_after(ChildKind::ContainerRegistry, |h| {
         h.runtime.reap_panics.store(1, Ordering::SeqCst);
-        h.worker.supervisor.do_send(StopChild(ChildKind::ContainerRegistry));
-    })
+    }, Duration::from_secs(601))
     .await;
 }
 
@@ -387,11 +388,17 @@ async fn restart_backoff_grows_while_a_child_keeps_failing() {
     runtime.reap_panics.store(3, Ordering::SeqCst);
     let h = Harness::start(current_hub(), runtime, settings());
     let start = tokio::time::Instant::now();
-    wait_until("three restarts", LONG, || h.snapshot().restarts.container_registry == 3).await;
-    // 1 s + 2 s + 4 s of backoff.
-    assert!(start.elapsed() >= Duration::from_secs(7), "{:?}", start.elapsed());
+    wait_until("three failures", LONG, || h.snapshot().restarts.container_registry == 3).await;
+    // Failures at 0 s, then after 1 s and 2 s of backoff; the next restart waits 4 s.
+    assert!(start.elapsed() >= Duration::from_secs(3), "{:?}", start.elapsed());
     let msgs: Vec<String> = h.snapshot().warnings.iter().map(|w| w.message.clone()).collect();
     assert!(msgs.iter().any(|m| m.contains("injected panic in reap_orphans")), "{msgs:?}");
+    for delay in ["in 1s", "in 2s", "in 4s"] {
+        assert!(msgs.iter().any(|m| m.contains(delay)), "no restart {delay}: {msgs:?}");
+    }
+    // Then it stays up.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(h.snapshot().restarts.container_registry, 3);
     h.stop().await;
 }
 
@@ -460,11 +467,14 @@ async fn sigusr1_restarts_once_idle() {
     let id = hub.create_task("sleep", vec![json!(40)]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
     wait_until("task open", LONG, || h.hub.task(id).state == TaskState::Open).await;
+    let heartbeats = h.hub.count("host.updateHost");
     h.worker.supervisor.do_send(WorkerSignal::RestartWhenIdle);
     let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
     assert_eq!(exit, WorkerExit::Restart);
     assert_eq!(h.hub.task(id).state, TaskState::Closed, "running tasks are not killed");
-    assert!(h.hub.calls_named("host.updateHost").iter().skip(1).all(|c| c.args["ready"] == json!(false) || c.args["task_load"] == json!(0.0)));
+    let after = &h.hub.calls_named("host.updateHost")[heartbeats..];
+    assert!(!after.is_empty() && after.iter().all(|c| c.args["ready"] == json!(false)), "{after:?}");
+    assert_eq!(h.hub.calls(MAIN).last().unwrap(), "logout");
 }
 
 #[actix_rt::test]
@@ -576,14 +586,13 @@ async fn start_up_frees_stale_tasks_expires_buildroots_and_reaps_orphans() {
 async fn legacy_hub_uses_load_data_bins_and_avail_delay() {
     tokio::time::pause();
     let hub = FakeHub::new(HubVersion::new(1, 33, 0));
-    hub.lock().other_hosts.push(LoadDataHost { id: 2, arches: vec!["x86_64".into()], channels: vec![1], capacity: 10.0, task_load: 0.0 });
+    // The other host of the bin has more room: this one ranks last and waits the full delay.
+    hub.lock().other_hosts.push(LoadDataHost { id: 2, arches: vec!["x86_64".into()], channels: vec![1], capacity: 20.0, task_load: 0.0 });
     hub.lock().tasks.clear();
     let unknown = hub.create_task("frobnicate", vec![]);
     let mut s = settings();
     s.task_avail_delay = Duration::from_secs(300);
     let h = Harness::start(hub, FakeRuntime::default(), s);
-    // Make this host the busier one of the bin: rank 1.0, so it waits the full delay.
-    h.hub.lock().host.task_load = 1.0;
     wait_until("first poll", LONG, || h.hub.count("host.getLoadData") >= 1).await;
     let id = h.hub.create_task("sleep", vec![json!(1)]);
     let seen = tokio::time::Instant::now();
@@ -676,6 +685,7 @@ async fn policy_cache_single_flight_precedence_and_fallback() {
     assert_eq!(invalid.len(), 1, "{invalid:?}");
     assert!(invalid[0].message.contains("not valid JSON"));
     let dump = h.snapshot().policy.clone();
+    assert!(dump.entries.len() >= 2, "{dump:?}");
     assert!(dump.entries.iter().any(|e| e.tag == "bad-build" && e.status.contains("not valid JSON")));
     assert!(dump.hits >= 1);
     h.stop().await;
