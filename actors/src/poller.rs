@@ -378,10 +378,10 @@ impl PollerCore {
                 continue;
             }
             match task.state {
-                TaskState::Assigned if task.host_id == Some(me) => {
-                    if self.take_task(me, task, false).await? {
-                        return Ok(true);
-                    }
+                TaskState::Assigned
+                    if task.host_id == Some(me) && self.take_task(me, task, false).await? =>
+                {
+                    return Ok(true);
                 }
                 TaskState::Free => {
                     let bin = format!("{}:{}", task.channel_id, task.arch);

@@ -80,7 +80,7 @@ impl RegistryReader {
             .iter()
             .map(|e| e.value().clone())
             .collect();
-        records.sort_by(|a, b| b.removed.cmp(&a.removed));
+        records.sort_by_key(|r| std::cmp::Reverse(r.removed));
         records
     }
 

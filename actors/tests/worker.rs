@@ -47,10 +47,14 @@ impl Harness {
         let mut handlers = HandlerRegistry::new();
         register_builtin(&mut handlers);
         handlers.register("buildstep", |_: &TaskRequest, _: &TaskInfo| {
-            Box::new(StepHandler { panic_after_create: false }) as Box<dyn TaskHandler>
+            Box::new(StepHandler {
+                panic_after_create: false,
+            }) as Box<dyn TaskHandler>
         });
         handlers.register("panicky", |_: &TaskRequest, _: &TaskInfo| {
-            Box::new(StepHandler { panic_after_create: true }) as Box<dyn TaskHandler>
+            Box::new(StepHandler {
+                panic_after_create: true,
+            }) as Box<dyn TaskHandler>
         });
         let notifier = Arc::new(RecordingNotifier::default());
         let worker = Supervisor::start_worker(WorkerDeps {
@@ -61,7 +65,13 @@ impl Harness {
             notifier: notifier.clone(),
             settings,
         });
-        Self { hub, runtime, probe, notifier, worker }
+        Self {
+            hub,
+            runtime,
+            probe,
+            notifier,
+            worker,
+        }
     }
 
     fn snapshot(&self) -> Arc<koji_adjutant_actors::snapshot::WorkerSnapshot> {
@@ -70,7 +80,10 @@ impl Harness {
 
     async fn stop(self) -> (WorkerExit, FakeHub, FakeRuntime) {
         self.worker.supervisor.do_send(WorkerSignal::Terminate);
-        let exit = tokio::time::timeout(LONG, self.worker.exit).await.expect("worker exits").expect("exit sent");
+        let exit = tokio::time::timeout(LONG, self.worker.exit)
+            .await
+            .expect("worker exits")
+            .expect("exit sent");
         (exit, self.hub, self.runtime)
     }
 }
@@ -102,7 +115,10 @@ impl TaskHandler for StepHandler {
             cap_add: Vec::new(),
             limits: ResourceLimits::default(),
         };
-        let container = ctx.containers.create_and_start(&spec, PullPolicy::Never).await?;
+        let container = ctx
+            .containers
+            .create_and_start(&spec, PullPolicy::Never)
+            .await?;
         if self.panic_after_create {
             panic!("index out of bounds: the len is 0 but the index is 3");
         }
@@ -116,16 +132,20 @@ impl TaskHandler for StepHandler {
             stdin: None,
             timeout: None,
         };
-        let outcome = ctx.containers.exec(&container, &exec, ctx.logs.clone()).await?;
+        let outcome = ctx
+            .containers
+            .exec(&container, &exec, ctx.logs.clone())
+            .await?;
         ctx.phases.enter(TaskPhase::Uploading);
         Ok(json!({"exit": outcome.exit_code}))
     }
 }
 
 fn settings() -> WorkerSettings {
-    let mut settings = WorkerSettings::default();
-    settings.worker_id = "w1".into();
-    settings
+    WorkerSettings {
+        worker_id: "w1".into(),
+        ..WorkerSettings::default()
+    }
 }
 
 fn current_hub() -> FakeHub {
@@ -133,7 +153,10 @@ fn current_hub() -> FakeHub {
 }
 
 fn main_calls_without(hub: &FakeHub, skip: &[&str]) -> Vec<String> {
-    hub.calls(MAIN).into_iter().filter(|c| !skip.contains(&c.as_str())).collect()
+    hub.calls(MAIN)
+        .into_iter()
+        .filter(|c| !skip.contains(&c.as_str()))
+        .collect()
 }
 
 #[actix_rt::test]
@@ -143,7 +166,13 @@ async fn idle_worker_makes_kojids_calls_in_kojids_order() {
     wait_until("three polls", LONG, || h.hub.count("host.getTasks") == 3).await;
     let (exit, hub, _) = h.stop().await;
     assert_eq!(exit, WorkerExit::Shutdown);
-    let cycle = ["listBuildroots", "host.getHostTasks", "host.getHost", "host.updateHost", "host.getTasks"];
+    let cycle = [
+        "listBuildroots",
+        "host.getHostTasks",
+        "host.getHost",
+        "host.updateHost",
+        "host.getTasks",
+    ];
     let mut expected: Vec<String> = vec!["host.getID".into(), "getSessionInfo".into()];
     for _ in 0..3 {
         expected.extend(cycle.iter().map(|s| s.to_string()));
@@ -153,8 +182,16 @@ async fn idle_worker_makes_kojids_calls_in_kojids_order() {
     assert_eq!(hub.calls(MAIN), expected);
     let updates = hub.calls_named("host.updateHost");
     assert_eq!(updates[0].args["data"]["maxjobs"], json!(10));
-    assert!(updates[0].args["data"]["methods"].as_array().unwrap().contains(&json!("sleep")));
-    assert_eq!(updates.last().unwrap().args, json!({"task_load": 0.0, "ready": false, "data": null}));
+    assert!(
+        updates[0].args["data"]["methods"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sleep"))
+    );
+    assert_eq!(
+        updates.last().unwrap().args,
+        json!({"task_load": 0.0, "ready": false, "data": null})
+    );
     assert_eq!(hub.calls_named("host.freeTasks")[0].args, json!([]));
 }
 
@@ -166,7 +203,10 @@ async fn idle_polls_every_sleeptime() {
     let start = tokio::time::Instant::now();
     wait_until("second poll", LONG, || h.hub.count("host.getTasks") == 2).await;
     let gap = start.elapsed();
-    assert!(gap >= Duration::from_secs(14) && gap <= Duration::from_secs(16), "idle gap {gap:?}");
+    assert!(
+        gap >= Duration::from_secs(14) && gap <= Duration::from_secs(16),
+        "idle gap {gap:?}"
+    );
     h.stop().await;
 }
 
@@ -176,21 +216,54 @@ async fn sleep_task_runs_and_closes_once() {
     let hub = current_hub();
     let id = hub.create_task("sleep", vec![json!(5)]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("task closed", LONG, || h.hub.task(id).state == TaskState::Closed).await;
+    wait_until("task closed", LONG, || {
+        h.hub.task(id).state == TaskState::Closed
+    })
+    .await;
     let task = h.hub.task(id);
     assert_eq!(task.result, Some(Ok(Value::Null)));
     assert_eq!(task.reports, 1);
     assert_eq!(task.weight, 0.25);
-    let main = main_calls_without(&h.hub, &["listBuildroots", "host.getHostTasks", "host.getHost", "host.updateHost", "host.getTasks"]);
-    assert_eq!(&main[..6], ["host.getID", "getSessionInfo", "getTaskInfo", "host.openTask", "host.setTaskWeight", "subsession"]);
-    wait_until("subsession logged out by the parent", LONG, || h.hub.count("logoutChild") == 1).await;
+    let main = main_calls_without(
+        &h.hub,
+        &[
+            "listBuildroots",
+            "host.getHostTasks",
+            "host.getHost",
+            "host.updateHost",
+            "host.getTasks",
+        ],
+    );
+    assert_eq!(
+        &main[..6],
+        [
+            "host.getID",
+            "getSessionInfo",
+            "getTaskInfo",
+            "host.openTask",
+            "host.setTaskWeight",
+            "subsession"
+        ]
+    );
+    wait_until("subsession logged out by the parent", LONG, || {
+        h.hub.count("logoutChild") == 1
+    })
+    .await;
     let session = 900_002;
     assert_eq!(h.hub.calls(session), ["host.closeTask", "logout"]);
     wait_until("history shows it", LONG, || !h.snapshot().recent.is_empty()).await;
     let finished = h.snapshot().recent[0].clone();
     assert_eq!(finished.outcome, TaskOutcome::Closed);
     let phases: Vec<TaskPhase> = finished.timeline.iter().map(|e| e.phase).collect();
-    assert_eq!(phases, [TaskPhase::Opened, TaskPhase::Building, TaskPhase::Closing, TaskPhase::Done]);
+    assert_eq!(
+        phases,
+        [
+            TaskPhase::Opened,
+            TaskPhase::Building,
+            TaskPhase::Closing,
+            TaskPhase::Done
+        ]
+    );
     h.stop().await;
 }
 
@@ -198,17 +271,28 @@ async fn sleep_task_runs_and_closes_once() {
 async fn twenty_sleep_tasks_respect_maxjobs() {
     tokio::time::pause();
     let hub = current_hub();
-    let ids: Vec<i64> = (0..20).map(|_| hub.create_task("sleep", vec![json!(30)])).collect();
+    let ids: Vec<i64> = (0..20)
+        .map(|_| hub.create_task("sleep", vec![json!(30)]))
+        .collect();
     let mut s = settings();
     s.live.maxjobs = 4;
     let h = Harness::start(hub, FakeRuntime::default(), s);
     let mut peak = 0;
     let deadline = tokio::time::Instant::now() + LONG;
-    while ids.iter().any(|id| h.hub.task(*id).state != TaskState::Closed) {
-        let open = ids.iter().filter(|id| h.hub.task(**id).state == TaskState::Open).count();
+    while ids
+        .iter()
+        .any(|id| h.hub.task(*id).state != TaskState::Closed)
+    {
+        let open = ids
+            .iter()
+            .filter(|id| h.hub.task(**id).state == TaskState::Open)
+            .count();
         peak = peak.max(open);
         assert!(open <= 4, "{open} tasks open with maxjobs 4");
-        assert!(tokio::time::Instant::now() < deadline, "tasks did not finish");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tasks did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(peak, 4, "the worker should fill its slots");
@@ -221,11 +305,19 @@ async fn capacity_limits_the_load() {
     tokio::time::pause();
     let hub = current_hub();
     hub.lock().host.capacity = 0.6;
-    let ids: Vec<i64> = (0..6).map(|_| hub.create_task("sleep", vec![json!(30)])).collect();
+    let ids: Vec<i64> = (0..6)
+        .map(|_| hub.create_task("sleep", vec![json!(30)]))
+        .collect();
     let h = Harness::start(hub, FakeRuntime::default(), settings());
     let mut peak = 0;
-    while ids.iter().any(|id| h.hub.task(*id).state != TaskState::Closed) {
-        let open = ids.iter().filter(|id| h.hub.task(**id).state == TaskState::Open).count();
+    while ids
+        .iter()
+        .any(|id| h.hub.task(*id).state != TaskState::Closed)
+    {
+        let open = ids
+            .iter()
+            .filter(|id| h.hub.task(**id).state == TaskState::Open)
+            .count();
         peak = peak.max(open);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -241,7 +333,10 @@ async fn unknown_method_is_refused_hard() {
     let id = hub.create_task("frobnicate", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
     wait_until("refused", LONG, || !h.hub.lock().refusals.is_empty()).await;
-    assert_eq!(h.hub.lock().refusals[0], (id, false, "no handler for method".to_owned()));
+    assert_eq!(
+        h.hub.lock().refusals[0],
+        (id, false, "no handler for method".to_owned())
+    );
     assert_eq!(h.hub.count("host.openTask"), 0);
     h.stop().await;
 }
@@ -254,13 +349,27 @@ async fn minspace_not_met_means_not_ready_but_still_heartbeating() {
     let probe = Arc::new(FakeProbe::default());
     probe.free_mib.store(100, Ordering::SeqCst);
     let h = Harness::start_with_probe(hub, FakeRuntime::default(), settings(), probe);
-    wait_until("four cycles", LONG, || h.hub.count("host.getHostTasks") == 4).await;
-    wait_until("fourth heartbeat", LONG, || h.hub.count("host.updateHost") == 4).await;
+    wait_until("four cycles", LONG, || {
+        h.hub.count("host.getHostTasks") == 4
+    })
+    .await;
+    wait_until("fourth heartbeat", LONG, || {
+        h.hub.count("host.updateHost") == 4
+    })
+    .await;
     assert_eq!(h.hub.count("host.getTasks"), 0);
-    assert!(h.hub.calls_named("host.updateHost").iter().all(|c| c.args["ready"] == json!(false)));
+    assert!(
+        h.hub
+            .calls_named("host.updateHost")
+            .iter()
+            .all(|c| c.args["ready"] == json!(false))
+    );
     let reason = h.snapshot().readiness.reason.clone().unwrap_or_default();
     assert!(reason.contains("Insufficient disk space"), "{reason}");
-    assert!(reason.contains("100 MiB free, 8192 MiB required"), "{reason}");
+    assert!(
+        reason.contains("100 MiB free, 8192 MiB required"),
+        "{reason}"
+    );
     // Space comes back: the task is taken.
     h.probe.free_mib.store(100_000, Ordering::SeqCst);
     wait_until("task taken", LONG, || h.hub.count("host.openTask") == 1).await;
@@ -273,21 +382,37 @@ async fn cancelled_task_loses_its_container_within_one_poll_and_is_not_reported(
     let hub = current_hub();
     let id = hub.create_task("buildstep", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("step running", LONG, || !h.runtime.lock().execs_started.is_empty()).await;
+    wait_until("step running", LONG, || {
+        !h.runtime.lock().execs_started.is_empty()
+    })
+    .await;
     assert_eq!(h.runtime.existing().len(), 1);
     let running = h.snapshot().running.clone();
     assert_eq!(running[0].phase, TaskPhase::Building);
     h.hub.cancel(id);
     let cancelled_at = tokio::time::Instant::now();
-    wait_until("container removed", LONG, || h.runtime.existing().is_empty()).await;
-    assert!(cancelled_at.elapsed() <= Duration::from_secs(16), "took {:?}", cancelled_at.elapsed());
+    wait_until("container removed", LONG, || {
+        h.runtime.existing().is_empty()
+    })
+    .await;
+    assert!(
+        cancelled_at.elapsed() <= Duration::from_secs(16),
+        "took {:?}",
+        cancelled_at.elapsed()
+    );
     wait_until("task actor gone", LONG, || h.snapshot().running.is_empty()).await;
     let task = h.hub.task(id);
     assert_eq!(task.state, TaskState::Canceled);
     assert_eq!(task.reports, 0);
-    assert_eq!(h.hub.count("host.closeTask") + h.hub.count("host.failTask"), 0);
+    assert_eq!(
+        h.hub.count("host.closeTask") + h.hub.count("host.failTask"),
+        0
+    );
     assert_eq!(h.hub.calls(900_002), ["logout"]);
-    assert!(matches!(h.snapshot().recent[0].outcome, TaskOutcome::Aborted { .. }));
+    assert!(matches!(
+        h.snapshot().recent[0].outcome,
+        TaskOutcome::Aborted { .. }
+    ));
     h.stop().await;
 }
 
@@ -297,16 +422,35 @@ async fn handler_panic_fails_the_task_and_removes_its_container() {
     let hub = current_hub();
     let id = hub.create_task("panicky", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("task failed", LONG, || h.hub.task(id).state == TaskState::Failed).await;
-    let Some(Err(fault)) = h.hub.task(id).result else { panic!("no fault stored") };
+    wait_until("task failed", LONG, || {
+        h.hub.task(id).state == TaskState::Failed
+    })
+    .await;
+    let Some(Err(fault)) = h.hub.task(id).result else {
+        panic!("no fault stored")
+    };
     assert_eq!(fault.fault_code, 1);
-    assert!(fault.message.contains("panicky handler panicked"), "{}", fault.message);
-    assert!(fault.message.contains("index out of bounds"), "{}", fault.message);
-    wait_until("container removed", LONG, || h.runtime.existing().is_empty()).await;
+    assert!(
+        fault.message.contains("panicky handler panicked"),
+        "{}",
+        fault.message
+    );
+    assert!(
+        fault.message.contains("index out of bounds"),
+        "{}",
+        fault.message
+    );
+    wait_until("container removed", LONG, || {
+        h.runtime.existing().is_empty()
+    })
+    .await;
     assert_eq!(h.runtime.lock().removed.len(), 1);
     // The worker carries on.
     let next = h.hub.create_task("sleep", vec![json!(1)]);
-    wait_until("next task closes", LONG, || h.hub.task(next).state == TaskState::Closed).await;
+    wait_until("next task closes", LONG, || {
+        h.hub.task(next).state == TaskState::Closed
+    })
+    .await;
     h.stop().await;
 }
 
@@ -316,7 +460,10 @@ async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness), settle: Dur
     let runtime = FakeRuntime::default();
     let long_task = hub.create_task("sleep", vec![json!(120)]);
     let h = Harness::start(hub, runtime, settings());
-    wait_until("task running", LONG, || h.hub.task(long_task).state == TaskState::Open).await;
+    wait_until("task running", LONG, || {
+        h.hub.task(long_task).state == TaskState::Open
+    })
+    .await;
     how(&h);
     tokio::time::sleep(settle).await;
     let restarts = |h: &Harness| {
@@ -330,54 +477,115 @@ async fn restarts_after(kind: ChildKind, how: impl FnOnce(&Harness), settle: Dur
     wait_until("restart counted", LONG, || restarts(&h) == 1).await;
     // The running task was not disturbed, and the worker still works.
     let polls = h.hub.count("host.getTasks");
-    wait_until("polling goes on", LONG, || h.hub.count("host.getTasks") > polls).await;
-    let resolved = h.worker.supervisor.send(ResolveImage { tag: None, event: None, arch: "x86_64".into(), task_type: "sleep".into() }).await.unwrap();
+    wait_until("polling goes on", LONG, || {
+        h.hub.count("host.getTasks") > polls
+    })
+    .await;
+    let resolved = h
+        .worker
+        .supervisor
+        .send(ResolveImage {
+            tag: None,
+            event: None,
+            arch: "x86_64".into(),
+            task_type: "sleep".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!(resolved.source, ImageSource::ConfigDefault);
-    wait_until("long task closes", LONG, || h.hub.task(long_task).state == TaskState::Closed).await;
+    wait_until("long task closes", LONG, || {
+        h.hub.task(long_task).state == TaskState::Closed
+    })
+    .await;
     assert_eq!(h.hub.task(long_task).reports, 1);
     assert_eq!(restarts(&h), 1);
-    assert!(h.snapshot().warnings.iter().any(|w| w.message.contains(kind.name())));
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains(kind.name()))
+    );
     h.stop().await;
 }
 
 #[actix_rt::test]
 async fn hub_poller_restarts_after_a_stop() {
-    restarts_after(ChildKind::HubPoller, |h| h.worker.supervisor.do_send(StopChild(ChildKind::HubPoller)), Duration::ZERO).await;
+    restarts_after(
+        ChildKind::HubPoller,
+        |h| h.worker.supervisor.do_send(StopChild(ChildKind::HubPoller)),
+        Duration::ZERO,
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn hub_poller_restarts_after_a_panic() {
-    restarts_after(ChildKind::HubPoller, |h| {
-        h.hub.lock().panic_once.insert("host.getHost".into());
-    }, Duration::ZERO)
+    restarts_after(
+        ChildKind::HubPoller,
+        |h| {
+            h.hub.lock().panic_once.insert("host.getHost".into());
+        },
+        Duration::ZERO,
+    )
     .await;
 }
 
 #[actix_rt::test]
 async fn policy_cache_restarts_after_a_stop() {
-    restarts_after(ChildKind::PolicyCache, |h| h.worker.supervisor.do_send(StopChild(ChildKind::PolicyCache)), Duration::ZERO).await;
+    restarts_after(
+        ChildKind::PolicyCache,
+        |h| {
+            h.worker
+                .supervisor
+                .do_send(StopChild(ChildKind::PolicyCache))
+        },
+        Duration::ZERO,
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn policy_cache_restarts_after_a_panic() {
-    restarts_after(ChildKind::PolicyCache, |h| {
-        h.hub.lock().panic_once.insert("getBuildConfig".into());
-        h.worker.supervisor.do_send(ResolveImage { tag: Some("f40-build".into()), event: None, arch: "x86_64".into(), task_type: "buildArch".into() });
-    }, Duration::ZERO)
+    restarts_after(
+        ChildKind::PolicyCache,
+        |h| {
+            h.hub.lock().panic_once.insert("getBuildConfig".into());
+            h.worker.supervisor.do_send(ResolveImage {
+                tag: Some("f40-build".into()),
+                event: None,
+                arch: "x86_64".into(),
+                task_type: "buildArch".into(),
+            });
+        },
+        Duration::ZERO,
+    )
     .await;
 }
 
 #[actix_rt::test]
 async fn container_registry_restarts_after_a_stop() {
-    restarts_after(ChildKind::ContainerRegistry, |h| h.worker.supervisor.do_send(StopChild(ChildKind::ContainerRegistry)), Duration::ZERO).await;
+    restarts_after(
+        ChildKind::ContainerRegistry,
+        |h| {
+            h.worker
+                .supervisor
+                .do_send(StopChild(ChildKind::ContainerRegistry))
+        },
+        Duration::ZERO,
+    )
+    .await;
 }
 
 #[actix_rt::test]
 async fn container_registry_restarts_after_a_panic() {
     // The next periodic orphan sweep (every 10 minutes) panics.
-    restarts_after(ChildKind::ContainerRegistry, |h| {
-        h.runtime.reap_panics.store(1, Ordering::SeqCst);
-    }, Duration::from_secs(601))
+    restarts_after(
+        ChildKind::ContainerRegistry,
+        |h| {
+            h.runtime.reap_panics.store(1, Ordering::SeqCst);
+        },
+        Duration::from_secs(601),
+    )
     .await;
 }
 
@@ -388,13 +596,32 @@ async fn restart_backoff_grows_while_a_child_keeps_failing() {
     runtime.reap_panics.store(3, Ordering::SeqCst);
     let h = Harness::start(current_hub(), runtime, settings());
     let start = tokio::time::Instant::now();
-    wait_until("three failures", LONG, || h.snapshot().restarts.container_registry == 3).await;
+    wait_until("three failures", LONG, || {
+        h.snapshot().restarts.container_registry == 3
+    })
+    .await;
     // Failures at 0 s, then after 1 s and 2 s of backoff; the next restart waits 4 s.
-    assert!(start.elapsed() >= Duration::from_secs(3), "{:?}", start.elapsed());
-    let msgs: Vec<String> = h.snapshot().warnings.iter().map(|w| w.message.clone()).collect();
-    assert!(msgs.iter().any(|m| m.contains("injected panic in reap_orphans")), "{msgs:?}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let msgs: Vec<String> = h
+        .snapshot()
+        .warnings
+        .iter()
+        .map(|w| w.message.clone())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("injected panic in reap_orphans")),
+        "{msgs:?}"
+    );
     for delay in ["in 1s", "in 2s", "in 4s"] {
-        assert!(msgs.iter().any(|m| m.contains(delay)), "no restart {delay}: {msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains(delay)),
+            "no restart {delay}: {msgs:?}"
+        );
     }
     // Then it stays up.
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -410,17 +637,36 @@ async fn drain_lets_running_tasks_finish_then_frees_and_logs_out() {
     let mut s = settings();
     s.live.drain_timeout = Duration::from_secs(600);
     let h = Harness::start(hub, FakeRuntime::default(), s);
-    wait_until("task open", LONG, || h.hub.task(id).state == TaskState::Open).await;
+    wait_until("task open", LONG, || {
+        h.hub.task(id).state == TaskState::Open
+    })
+    .await;
     h.worker.supervisor.do_send(WorkerSignal::Terminate);
     let late = h.hub.create_task("sleep", vec![json!(1)]);
-    wait_until("draining", LONG, || h.snapshot().state == WorkerState::Draining).await;
-    let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
+    wait_until("draining", LONG, || {
+        h.snapshot().state == WorkerState::Draining
+    })
+    .await;
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit, WorkerExit::Shutdown);
     assert_eq!(h.hub.task(id).state, TaskState::Closed);
-    assert_eq!(h.hub.task(late).state, TaskState::Free, "no task is taken while draining");
+    assert_eq!(
+        h.hub.task(late).state,
+        TaskState::Free,
+        "no task is taken while draining"
+    );
     let tail: Vec<String> = h.hub.calls(MAIN).into_iter().rev().take(3).collect();
     assert_eq!(tail, ["logout", "host.updateHost", "host.freeTasks"]);
-    assert!(h.notifier.events.lock().unwrap().contains(&"STOPPING".to_owned()));
+    assert!(
+        h.notifier
+            .events
+            .lock()
+            .unwrap()
+            .contains(&"STOPPING".to_owned())
+    );
 }
 
 #[actix_rt::test]
@@ -429,14 +675,20 @@ async fn sigterm_with_zero_drain_kills_and_frees_at_once_like_kojid() {
     let hub = current_hub();
     let id = hub.create_task("buildstep", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("step running", LONG, || !h.runtime.lock().execs_started.is_empty()).await;
+    wait_until("step running", LONG, || {
+        !h.runtime.lock().execs_started.is_empty()
+    })
+    .await;
     let (exit, hub, runtime) = h.stop().await;
     assert_eq!(exit, WorkerExit::Shutdown);
     let task = hub.task(id);
     assert_eq!(task.state, TaskState::Free);
     assert_eq!(task.reports, 0);
     assert!(runtime.existing().is_empty());
-    assert_eq!(hub.calls_named("host.freeTasks").last().unwrap().args, json!([id]));
+    assert_eq!(
+        hub.calls_named("host.freeTasks").last().unwrap().args,
+        json!([id])
+    );
 }
 
 #[actix_rt::test]
@@ -447,13 +699,19 @@ async fn second_sigterm_aborts_a_drain() {
     let mut s = settings();
     s.live.drain_timeout = Duration::from_secs(100_000);
     let h = Harness::start(hub, FakeRuntime::default(), s);
-    wait_until("step running", LONG, || !h.runtime.lock().execs_started.is_empty()).await;
+    wait_until("step running", LONG, || {
+        !h.runtime.lock().execs_started.is_empty()
+    })
+    .await;
     h.worker.supervisor.do_send(WorkerSignal::Terminate);
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(h.hub.task(id).state, TaskState::Open, "still draining");
     let asked = tokio::time::Instant::now();
     h.worker.supervisor.do_send(WorkerSignal::Terminate);
-    let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit, WorkerExit::Shutdown);
     assert!(asked.elapsed() < Duration::from_secs(40));
     assert_eq!(h.hub.task(id).state, TaskState::Free);
@@ -466,14 +724,27 @@ async fn sigusr1_restarts_once_idle() {
     let hub = current_hub();
     let id = hub.create_task("sleep", vec![json!(40)]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("task open", LONG, || h.hub.task(id).state == TaskState::Open).await;
+    wait_until("task open", LONG, || {
+        h.hub.task(id).state == TaskState::Open
+    })
+    .await;
     let heartbeats = h.hub.count("host.updateHost");
     h.worker.supervisor.do_send(WorkerSignal::RestartWhenIdle);
-    let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit, WorkerExit::Restart);
-    assert_eq!(h.hub.task(id).state, TaskState::Closed, "running tasks are not killed");
+    assert_eq!(
+        h.hub.task(id).state,
+        TaskState::Closed,
+        "running tasks are not killed"
+    );
     let after = &h.hub.calls_named("host.updateHost")[heartbeats..];
-    assert!(!after.is_empty() && after.iter().all(|c| c.args["ready"] == json!(false)), "{after:?}");
+    assert!(
+        !after.is_empty() && after.iter().all(|c| c.args["ready"] == json!(false)),
+        "{after:?}"
+    );
     assert_eq!(h.hub.calls(MAIN).last().unwrap(), "logout");
 }
 
@@ -483,9 +754,15 @@ async fn restart_task_restarts_the_worker() {
     let hub = current_hub();
     let id = hub.create_task("restart", vec![json!({"id": ME, "name": "builder-1"})]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit, WorkerExit::Restart);
-    assert_eq!(h.hub.task(id).result, Some(Ok(json!("graceful restart initiated"))));
+    assert_eq!(
+        h.hub.task(id).result,
+        Some(Ok(json!("graceful restart initiated")))
+    );
 }
 
 #[actix_rt::test]
@@ -502,10 +779,19 @@ async fn restart_verify_checks_the_session_start() {
     }
     let verify = hub.create_task("restartVerify", vec![json!(restart), json!({"id": ME})]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("verify failed", LONG, || h.hub.task(verify).state == TaskState::Failed).await;
-    let Some(Err(fault)) = h.hub.task(verify).result else { panic!() };
+    wait_until("verify failed", LONG, || {
+        h.hub.task(verify).state == TaskState::Failed
+    })
+    .await;
+    let Some(Err(fault)) = h.hub.task(verify).result else {
+        panic!()
+    };
     assert_eq!(fault.fault_code, 1000);
-    assert!(fault.message.starts_with("Restart failed - start time is "), "{}", fault.message);
+    assert!(
+        fault.message.starts_with("Restart failed - start time is "),
+        "{}",
+        fault.message
+    );
     h.stop().await;
 }
 
@@ -515,7 +801,10 @@ async fn shutdown_task_stops_the_worker() {
     let hub = current_hub();
     let id = hub.create_task("shutdown", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    let exit = tokio::time::timeout(LONG, h.worker.exit).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit, WorkerExit::Shutdown);
     assert_eq!(h.hub.task(id).state, TaskState::Closed);
     assert_eq!(h.hub.calls(MAIN).last().unwrap(), "logout");
@@ -528,11 +817,18 @@ async fn bad_sleep_argument_fails_with_a_readable_fault() {
     let id = hub.create_task("sleep", vec![json!("BAD_ARG")]);
     let extra = hub.create_task("sleep", vec![json!(1), json!(2)]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("both failed", LONG, || h.hub.task(id).state == TaskState::Failed && h.hub.task(extra).state == TaskState::Failed).await;
-    let Some(Err(fault)) = h.hub.task(id).result else { panic!() };
+    wait_until("both failed", LONG, || {
+        h.hub.task(id).state == TaskState::Failed && h.hub.task(extra).state == TaskState::Failed
+    })
+    .await;
+    let Some(Err(fault)) = h.hub.task(id).result else {
+        panic!()
+    };
     assert_eq!(fault.fault_code, 1);
     assert!(fault.message.contains("\"BAD_ARG\""), "{}", fault.message);
-    let Some(Err(fault)) = h.hub.task(extra).result else { panic!() };
+    let Some(Err(fault)) = h.hub.task(extra).result else {
+        panic!()
+    };
     assert_eq!(fault.fault_code, 1019);
     h.stop().await;
 }
@@ -543,16 +839,50 @@ async fn waittest_waits_on_subtasks_woken_by_alerts() {
     let hub = current_hub();
     let parent = hub.create_task("waittest", vec![json!(2), json!(5)]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("parent closed", LONG, || h.hub.task(parent).state == TaskState::Closed).await;
-    let children: Vec<FakeTask> = h.hub.lock().tasks.values().filter(|t| t.parent == Some(parent)).cloned().collect();
+    wait_until("parent closed", LONG, || {
+        h.hub.task(parent).state == TaskState::Closed
+    })
+    .await;
+    let children: Vec<FakeTask> = h
+        .hub
+        .lock()
+        .tasks
+        .values()
+        .filter(|t| t.parent == Some(parent))
+        .cloned()
+        .collect();
     assert_eq!(children.len(), 3);
-    assert_eq!(children.iter().filter(|c| c.state == TaskState::Closed).count(), 2);
-    assert_eq!(children.iter().filter(|c| c.state == TaskState::Failed).count(), 1);
+    assert_eq!(
+        children
+            .iter()
+            .filter(|c| c.state == TaskState::Closed)
+            .count(),
+        2
+    );
+    assert_eq!(
+        children
+            .iter()
+            .filter(|c| c.state == TaskState::Failed)
+            .count(),
+        1
+    );
     let session_calls = h.hub.calls(900_002);
-    assert_eq!(&session_calls[..4], ["host.subtask", "host.subtask", "host.subtask", "host.taskSetWait"]);
+    assert_eq!(
+        &session_calls[..4],
+        [
+            "host.subtask",
+            "host.subtask",
+            "host.subtask",
+            "host.taskSetWait"
+        ]
+    );
     assert!(session_calls.contains(&"host.taskWaitResults".to_owned()));
     let results = h.hub.calls_named("host.taskWaitResults");
-    assert_eq!(results[0].args[2], json!([children[2].id]), "the bad subtask may fail");
+    assert_eq!(
+        results[0].args[2],
+        json!([children[2].id]),
+        "the bad subtask may fail"
+    );
     h.stop().await;
 }
 
@@ -566,7 +896,11 @@ async fn start_up_frees_stale_tasks_expires_buildroots_and_reaps_orphans() {
         let task = s.tasks.get_mut(&stale).unwrap();
         task.state = TaskState::Open;
         task.host_id = Some(ME);
-        s.buildroots.push(BuildrootInfo { id: 7, task_id: Some(stale), state: 2 });
+        s.buildroots.push(BuildrootInfo {
+            id: 7,
+            task_id: Some(stale),
+            state: 2,
+        });
     }
     let runtime = FakeRuntime::default();
     runtime.add_leftover("koji-adjutant-w1-55-1", "w1");
@@ -574,11 +908,20 @@ async fn start_up_frees_stale_tasks_expires_buildroots_and_reaps_orphans() {
     let h = Harness::start(hub, runtime, settings());
     wait_until("stale freed", LONG, || h.hub.count("host.freeTasks") >= 1).await;
     assert_eq!(h.hub.calls_named("host.freeTasks")[0].args, json!([stale]));
-    assert_eq!(h.hub.calls_named("host.setBuildRootState")[0].args, json!([7, 3]));
-    wait_until("orphan reaped", LONG, || !h.runtime.lock().reaped.is_empty()).await;
+    assert_eq!(
+        h.hub.calls_named("host.setBuildRootState")[0].args,
+        json!([7, 3])
+    );
+    wait_until("orphan reaped", LONG, || {
+        !h.runtime.lock().reaped.is_empty()
+    })
+    .await;
     assert_eq!(h.runtime.existing(), ["koji-adjutant-other-56-1"]);
     // The freed task comes back and runs from scratch.
-    wait_until("re-run closes", LONG, || h.hub.task(stale).state == TaskState::Closed).await;
+    wait_until("re-run closes", LONG, || {
+        h.hub.task(stale).state == TaskState::Closed
+    })
+    .await;
     h.stop().await;
 }
 
@@ -587,7 +930,13 @@ async fn legacy_hub_uses_load_data_bins_and_avail_delay() {
     tokio::time::pause();
     let hub = FakeHub::new(HubVersion::new(1, 33, 0));
     // The other host of the bin has more room: this one ranks last and waits the full delay.
-    hub.lock().other_hosts.push(LoadDataHost { id: 2, arches: vec!["x86_64".into()], channels: vec![1], capacity: 20.0, task_load: 0.0 });
+    hub.lock().other_hosts.push(LoadDataHost {
+        id: 2,
+        arches: vec!["x86_64".into()],
+        channels: vec![1],
+        capacity: 20.0,
+        task_load: 0.0,
+    });
     hub.lock().tasks.clear();
     let unknown = hub.create_task("frobnicate", vec![]);
     let mut s = settings();
@@ -597,12 +946,25 @@ async fn legacy_hub_uses_load_data_bins_and_avail_delay() {
     let id = h.hub.create_task("sleep", vec![json!(1)]);
     let seen = tokio::time::Instant::now();
     wait_until("task opened", LONG, || h.hub.count("host.openTask") == 1).await;
-    assert!(seen.elapsed() >= Duration::from_secs(285), "took it after {:?}", seen.elapsed());
+    assert!(
+        seen.elapsed() >= Duration::from_secs(285),
+        "took it after {:?}",
+        seen.elapsed()
+    );
     wait_until("closed", LONG, || h.hub.task(id).state == TaskState::Closed).await;
     assert_eq!(h.hub.count("host.getTasks"), 0);
-    assert_eq!(h.hub.count("host.refuseTask"), 0, "no refusals on a legacy hub");
+    assert_eq!(
+        h.hub.count("host.refuseTask"),
+        0,
+        "no refusals on a legacy hub"
+    );
     assert_eq!(h.hub.task(unknown).state, TaskState::Free);
-    assert!(h.hub.calls_named("host.updateHost").iter().all(|c| c.args["data"].is_null()));
+    assert!(
+        h.hub
+            .calls_named("host.updateHost")
+            .iter()
+            .all(|c| c.args["data"].is_null())
+    );
     h.stop().await;
 }
 
@@ -613,7 +975,12 @@ async fn hub_1_34_gets_host_data_through_set_host_data() {
     let h = Harness::start(hub, FakeRuntime::default(), settings());
     wait_until("two polls", LONG, || h.hub.count("host.getTasks") == 2).await;
     assert_eq!(h.hub.count("host.setHostData"), 1);
-    assert!(h.hub.calls_named("host.updateHost").iter().all(|c| c.args["data"].is_null()));
+    assert!(
+        h.hub
+            .calls_named("host.updateHost")
+            .iter()
+            .all(|c| c.args["data"].is_null())
+    );
     h.stop().await;
 }
 
@@ -626,15 +993,26 @@ async fn reload_applies_live_settings_and_flags_the_rest() {
     new.live.maxjobs = 3;
     new.live.sleeptime = Duration::from_secs(5);
     new.worker_id = "renamed".into();
-    h.worker.supervisor.do_send(WorkerSignal::Reload(Box::new(new)));
+    h.worker
+        .supervisor
+        .do_send(WorkerSignal::Reload(Box::new(new)));
     wait_until("maxjobs applied", LONG, || h.snapshot().maxjobs == 3).await;
-    assert!(h.snapshot().warnings.iter().any(|w| w.message.contains("worker_id changed")));
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("worker_id changed"))
+    );
     wait_until("next heartbeat", LONG, || h.hub.count("host.getTasks") == 3).await;
     let last = h.hub.calls_named("host.updateHost").last().unwrap().clone();
     assert_eq!(last.args["data"]["maxjobs"], json!(3));
     let before = tokio::time::Instant::now();
     wait_until("one more", LONG, || h.hub.count("host.getTasks") == 4).await;
-    assert!(before.elapsed() <= Duration::from_secs(6), "new sleeptime: {:?}", before.elapsed());
+    assert!(
+        before.elapsed() <= Duration::from_secs(6),
+        "new sleeptime: {:?}",
+        before.elapsed()
+    );
     h.stop().await;
 }
 
@@ -650,43 +1028,102 @@ async fn policy_cache_single_flight_precedence_and_fallback() {
     ]});
     {
         let mut s = hub.lock();
-        s.build_configs.insert("f40-build".into(), json!({"extra": {"adjutant_image_policy": policy.to_string()}}));
+        s.build_configs.insert(
+            "f40-build".into(),
+            json!({"extra": {"adjutant_image_policy": policy.to_string()}}),
+        );
         s.build_config_delay = Duration::from_secs(2);
     }
     let mut s = settings();
     s.live.policy_cache_ttl = Duration::from_secs(300);
     s.live.task_image_default = "img:config".into();
     let h = Harness::start(hub, FakeRuntime::default(), s);
-    let ask = |arch: &str, task_type: &str| ResolveImage { tag: Some("f40-build".into()), event: Some(5), arch: arch.into(), task_type: task_type.into() };
-    let answers = futures::future::join_all((0..10).map(|_| h.worker.supervisor.send(ask("x86_64", "buildArch")))).await;
-    assert!(answers.iter().all(|a| a.as_ref().unwrap().image == "img:f4x"));
-    assert_eq!(h.hub.count("getBuildConfig"), 1, "concurrent misses make one hub call");
-    let arm = h.worker.supervisor.send(ask("aarch64", "buildArch")).await.unwrap();
-    assert_eq!((arm.image.as_str(), arm.source), ("img:f40-arm", ImageSource::Rule(RuleKind::TagArch)));
+    let ask = |arch: &str, task_type: &str| ResolveImage {
+        tag: Some("f40-build".into()),
+        event: Some(5),
+        arch: arch.into(),
+        task_type: task_type.into(),
+    };
+    let answers = futures::future::join_all(
+        (0..10).map(|_| h.worker.supervisor.send(ask("x86_64", "buildArch"))),
+    )
+    .await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.as_ref().unwrap().image == "img:f4x")
+    );
+    assert_eq!(
+        h.hub.count("getBuildConfig"),
+        1,
+        "concurrent misses make one hub call"
+    );
+    let arm = h
+        .worker
+        .supervisor
+        .send(ask("aarch64", "buildArch"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (arm.image.as_str(), arm.source),
+        ("img:f40-arm", ImageSource::Rule(RuleKind::TagArch))
+    );
     assert_eq!(h.hub.count("getBuildConfig"), 1, "cached");
     // After the TTL, a hub outage falls back to the last good policy.
     tokio::time::sleep(Duration::from_secs(301)).await;
     h.hub.lock().build_configs.clear();
-    let outage = h.worker.supervisor.send(ask("x86_64", "createrepo")).await.unwrap();
+    let outage = h
+        .worker
+        .supervisor
+        .send(ask("x86_64", "createrepo"))
+        .await
+        .unwrap();
     assert_eq!(outage.image, "img:f4x");
-    assert!(h.snapshot().warnings.iter().any(|w| w.message.contains("using the last good policy")) || {
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        h.snapshot().warnings.iter().any(|w| w.message.contains("using the last good policy"))
-    });
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("using the last good policy"))
+            || {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                h.snapshot()
+                    .warnings
+                    .iter()
+                    .any(|w| w.message.contains("using the last good policy"))
+            }
+    );
     // Invalid JSON: reported once per TTL, falls back.
-    h.hub.lock().build_configs.insert("bad-build".into(), json!({"extra": {"adjutant_image_policy": "{not json"}}));
-    let bad = ResolveImage { tag: Some("bad-build".into()), event: None, arch: "x86_64".into(), task_type: "buildArch".into() };
+    h.hub.lock().build_configs.insert(
+        "bad-build".into(),
+        json!({"extra": {"adjutant_image_policy": "{not json"}}),
+    );
+    let bad = ResolveImage {
+        tag: Some("bad-build".into()),
+        event: None,
+        arch: "x86_64".into(),
+        task_type: "buildArch".into(),
+    };
     for _ in 0..3 {
         let answer = h.worker.supervisor.send(bad.clone()).await.unwrap();
         assert_eq!(answer.image, "img:config");
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let invalid: Vec<_> = h.snapshot().warnings.iter().filter(|w| w.message.contains("tag bad-build")).cloned().collect();
+    let invalid: Vec<_> = h
+        .snapshot()
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("tag bad-build"))
+        .cloned()
+        .collect();
     assert_eq!(invalid.len(), 1, "{invalid:?}");
     assert!(invalid[0].message.contains("not valid JSON"));
     let dump = h.snapshot().policy.clone();
     assert!(dump.entries.len() >= 2, "{dump:?}");
-    assert!(dump.entries.iter().any(|e| e.tag == "bad-build" && e.status.contains("not valid JSON")));
+    assert!(
+        dump.entries
+            .iter()
+            .any(|e| e.tag == "bad-build" && e.status.contains("not valid JSON"))
+    );
     assert!(dump.hits >= 1);
     h.stop().await;
 }
@@ -697,12 +1134,25 @@ async fn container_registry_snapshot_shows_the_live_container() {
     let hub = current_hub();
     let id = hub.create_task("buildstep", vec![]);
     let h = Harness::start(hub, FakeRuntime::default(), settings());
-    wait_until("step running", LONG, || !h.runtime.lock().execs_started.is_empty()).await;
-    wait_until("registry sees it", LONG, || h.worker.containers.live().first().is_some_and(|c| c.current_step.as_deref() == Some("rpmbuild"))).await;
+    wait_until("step running", LONG, || {
+        !h.runtime.lock().execs_started.is_empty()
+    })
+    .await;
+    wait_until("registry sees it", LONG, || {
+        h.worker
+            .containers
+            .live()
+            .first()
+            .is_some_and(|c| c.current_step.as_deref() == Some("rpmbuild"))
+    })
+    .await;
     let record = h.worker.containers.live()[0].clone();
     assert_eq!(record.task_id, id);
     assert_eq!(record.name, format!("koji-adjutant-w1-{id}-1"));
     h.hub.cancel(id);
-    wait_until("moved to history", LONG, || h.worker.containers.live().is_empty() && h.worker.containers.history().len() == 1).await;
+    wait_until("moved to history", LONG, || {
+        h.worker.containers.live().is_empty() && h.worker.containers.history().len() == 1
+    })
+    .await;
     h.stop().await;
 }

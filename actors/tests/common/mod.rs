@@ -118,24 +118,27 @@ impl FakeHub {
         let mut s = self.lock();
         let id = s.next_task;
         s.next_task += 1;
-        s.tasks.insert(id, FakeTask {
+        s.tasks.insert(
             id,
-            method: method.to_owned(),
-            arch: "noarch".to_owned(),
-            state: TaskState::Free,
-            host_id: None,
-            request,
-            weight: 1.0,
-            waiting: false,
-            awaited: false,
-            parent: None,
-            label: None,
-            result: None,
-            completion_ts: None,
-            channel_id: 1,
-            priority: 20,
-            reports: 0,
-        });
+            FakeTask {
+                id,
+                method: method.to_owned(),
+                arch: "noarch".to_owned(),
+                state: TaskState::Free,
+                host_id: None,
+                request,
+                weight: 1.0,
+                waiting: false,
+                awaited: false,
+                parent: None,
+                label: None,
+                result: None,
+                completion_ts: None,
+                channel_id: 1,
+                priority: 20,
+                reports: 0,
+            },
+        );
         id
     }
 
@@ -145,10 +148,18 @@ impl FakeHub {
 
     pub fn cancel(&self, id: i64) {
         let mut s = self.lock();
-        let children: Vec<i64> = s.tasks.values().filter(|t| t.parent == Some(id)).map(|t| t.id).collect();
+        let children: Vec<i64> = s
+            .tasks
+            .values()
+            .filter(|t| t.parent == Some(id))
+            .map(|t| t.id)
+            .collect();
         for task_id in std::iter::once(id).chain(children) {
             if let Some(task) = s.tasks.get_mut(&task_id)
-                && !matches!(task.state, TaskState::Closed | TaskState::Failed | TaskState::Canceled)
+                && !matches!(
+                    task.state,
+                    TaskState::Closed | TaskState::Failed | TaskState::Canceled
+                )
             {
                 task.state = TaskState::Canceled;
                 task.completion_ts = Some(now_ts());
@@ -157,7 +168,12 @@ impl FakeHub {
     }
 
     pub fn calls(&self, session: i64) -> Vec<String> {
-        self.lock().calls.iter().filter(|c| c.session == session).map(|c| c.method.clone()).collect()
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.session == session)
+            .map(|c| c.method.clone())
+            .collect()
     }
 
     pub fn all_calls(&self) -> Vec<Call> {
@@ -165,16 +181,29 @@ impl FakeHub {
     }
 
     pub fn count(&self, method: &str) -> usize {
-        self.lock().calls.iter().filter(|c| c.method == method).count()
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .count()
     }
 
     pub fn calls_named(&self, method: &str) -> Vec<Call> {
-        self.lock().calls.iter().filter(|c| c.method == method).cloned().collect()
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
     }
 
     fn record(&self, session: i64, method: &str, args: Value) -> Result<(), HubError> {
         let mut s = self.lock();
-        s.calls.push(Call { session, method: method.to_owned(), args });
+        s.calls.push(Call {
+            session,
+            method: method.to_owned(),
+            args,
+        });
         if s.panic_once.remove(method) {
             drop(s);
             panic!("fake hub: injected panic in {method}");
@@ -214,7 +243,14 @@ impl FakeHub {
     }
 
     fn not_owner(call: &str, task_id: i64) -> HubError {
-        HubError::from_fault(call, Fault::new(fault_codes::ACTION_NOT_ALLOWED, "ActionNotAllowed", format!("host {ME} does not own task {task_id}")))
+        HubError::from_fault(
+            call,
+            Fault::new(
+                fault_codes::ACTION_NOT_ALLOWED,
+                "ActionNotAllowed",
+                format!("host {ME} does not own task {task_id}"),
+            ),
+        )
     }
 
     fn assert_owner(s: &HubState, call: &str, task_id: i64) -> Result<(), HubError> {
@@ -224,11 +260,20 @@ impl FakeHub {
         }
     }
 
-    fn finish(&self, call: &str, task_id: i64, result: Result<Value, Fault>) -> Result<(), HubError> {
+    fn finish(
+        &self,
+        call: &str,
+        task_id: i64,
+        result: Result<Value, Fault>,
+    ) -> Result<(), HubError> {
         let mut s = self.lock();
         Self::assert_owner(&s, call, task_id)?;
         let task = s.tasks.get_mut(&task_id).unwrap();
-        task.state = if result.is_ok() { TaskState::Closed } else { TaskState::Failed };
+        task.state = if result.is_ok() {
+            TaskState::Closed
+        } else {
+            TaskState::Failed
+        };
         task.result = Some(result);
         task.completion_ts = Some(now_ts());
         task.reports += 1;
@@ -264,7 +309,10 @@ impl HostHub for FakeHub {
     }
     async fn get_session_info(&self) -> Result<SessionInfo, HubError> {
         self.record(MAIN, "getSessionInfo", Value::Null)?;
-        Ok(SessionInfo { session_id: 900_001, start_ts: self.lock().session_start_ts })
+        Ok(SessionInfo {
+            session_id: 900_001,
+            start_ts: self.lock().session_start_ts,
+        })
     }
     async fn get_host(&self) -> Result<HostInfo, HubError> {
         self.record(MAIN, "host.getHost", Value::Null)?;
@@ -273,12 +321,34 @@ impl HostHub for FakeHub {
     async fn get_host_tasks(&self) -> Result<Vec<HostTask>, HubError> {
         self.record(MAIN, "host.getHostTasks", Value::Null)?;
         let s = self.lock();
-        Ok(s.tasks.values().filter(|t| t.state == TaskState::Open && t.host_id == Some(ME)).map(|t| {
-            let alert = t.waiting && s.tasks.values().any(|c| c.parent == Some(t.id) && c.awaited && matches!(c.state, TaskState::Closed | TaskState::Failed | TaskState::Canceled));
-            HostTask { id: t.id, waiting: t.waiting, weight: t.weight, alert }
-        }).collect())
+        Ok(s.tasks
+            .values()
+            .filter(|t| t.state == TaskState::Open && t.host_id == Some(ME))
+            .map(|t| {
+                let alert = t.waiting
+                    && s.tasks.values().any(|c| {
+                        c.parent == Some(t.id)
+                            && c.awaited
+                            && matches!(
+                                c.state,
+                                TaskState::Closed | TaskState::Failed | TaskState::Canceled
+                            )
+                    });
+                HostTask {
+                    id: t.id,
+                    waiting: t.waiting,
+                    weight: t.weight,
+                    alert,
+                }
+            })
+            .collect())
     }
-    async fn update_host(&self, task_load: f64, ready: bool, data: Option<&HostData>) -> Result<(), HubError> {
+    async fn update_host(
+        &self,
+        task_load: f64,
+        ready: bool,
+        data: Option<&HostData>,
+    ) -> Result<(), HubError> {
         self.record(MAIN, "host.updateHost", json!({"task_load": task_load, "ready": ready, "data": data.map(|d| json!({"methods": d.methods, "maxjobs": d.maxjobs}))}))?;
         let mut s = self.lock();
         s.host.task_load = task_load;
@@ -299,26 +369,55 @@ impl HostHub for FakeHub {
                 task.host_id = Some(ME);
             }
         }
-        Ok(s.tasks.values().filter(|t| t.state == TaskState::Assigned && t.host_id == Some(ME)).map(Self::offered).collect())
+        Ok(s.tasks
+            .values()
+            .filter(|t| t.state == TaskState::Assigned && t.host_id == Some(ME))
+            .map(Self::offered)
+            .collect())
     }
     async fn get_load_data(&self) -> Result<LoadData, HubError> {
         self.record(MAIN, "host.getLoadData", Value::Null)?;
         let s = self.lock();
-        let mut hosts = vec![LoadDataHost { id: ME, arches: s.host.arches.clone(), channels: s.channels.clone(), capacity: s.host.capacity, task_load: s.host.task_load }];
+        let mut hosts = vec![LoadDataHost {
+            id: ME,
+            arches: s.host.arches.clone(),
+            channels: s.channels.clone(),
+            capacity: s.host.capacity,
+            task_load: s.host.task_load,
+        }];
         hosts.extend(s.other_hosts.iter().cloned());
-        let tasks = s.tasks.values().filter(|t| t.state == TaskState::Free || (t.state == TaskState::Assigned && t.host_id == Some(ME))).map(Self::offered).collect();
+        let tasks = s
+            .tasks
+            .values()
+            .filter(|t| {
+                t.state == TaskState::Free
+                    || (t.state == TaskState::Assigned && t.host_id == Some(ME))
+            })
+            .map(Self::offered)
+            .collect();
         Ok(LoadData { hosts, tasks })
     }
     async fn get_task_info(&self, task_id: i64, request: bool) -> Result<TaskInfo, HubError> {
         self.record(MAIN, "getTaskInfo", json!([task_id, request]))?;
         let s = self.lock();
-        s.tasks.get(&task_id).map(|t| Self::info(t, request)).ok_or_else(|| HubError::from_fault("getTaskInfo", Fault::generic(format!("No such task: {task_id}"))))
+        s.tasks
+            .get(&task_id)
+            .map(|t| Self::info(t, request))
+            .ok_or_else(|| {
+                HubError::from_fault(
+                    "getTaskInfo",
+                    Fault::generic(format!("No such task: {task_id}")),
+                )
+            })
     }
     async fn open_task(&self, task_id: i64) -> Result<Option<TaskInfo>, HubError> {
         self.record(MAIN, "host.openTask", json!([task_id]))?;
         let mut s = self.lock();
-        let Some(task) = s.tasks.get_mut(&task_id) else { return Ok(None) };
-        let allowed = task.state == TaskState::Free || (task.state == TaskState::Assigned && task.host_id == Some(ME));
+        let Some(task) = s.tasks.get_mut(&task_id) else {
+            return Ok(None);
+        };
+        let allowed = task.state == TaskState::Free
+            || (task.state == TaskState::Assigned && task.host_id == Some(ME));
         if !allowed {
             return Ok(None);
         }
@@ -353,11 +452,22 @@ impl HostHub for FakeHub {
     }
     async fn list_active_buildroots(&self, _host_id: i64) -> Result<Vec<BuildrootInfo>, HubError> {
         self.record(MAIN, "listBuildroots", Value::Null)?;
-        Ok(self.lock().buildroots.iter().filter(|b| b.state < BUILDROOT_EXPIRED).cloned().collect())
+        Ok(self
+            .lock()
+            .buildroots
+            .iter()
+            .filter(|b| b.state < BUILDROOT_EXPIRED)
+            .cloned()
+            .collect())
     }
     async fn set_buildroot_state(&self, buildroot_id: i64, state: i64) -> Result<(), HubError> {
         self.record(MAIN, "host.setBuildRootState", json!([buildroot_id, state]))?;
-        for b in self.lock().buildroots.iter_mut().filter(|b| b.id == buildroot_id) {
+        for b in self
+            .lock()
+            .buildroots
+            .iter_mut()
+            .filter(|b| b.id == buildroot_id)
+        {
             b.state = state;
         }
         Ok(())
@@ -368,7 +478,12 @@ impl HostHub for FakeHub {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        self.lock().build_configs.get(tag).cloned().ok_or_else(|| HubError::from_fault("getBuildConfig", Fault::generic(format!("No such tagInfo: '{tag}'"))))
+        self.lock().build_configs.get(tag).cloned().ok_or_else(|| {
+            HubError::from_fault(
+                "getBuildConfig",
+                Fault::generic(format!("No such tagInfo: '{tag}'")),
+            )
+        })
     }
     async fn subsession(&self) -> Result<Arc<dyn TaskHub>, HubError> {
         self.record(MAIN, "subsession", Value::Null)?;
@@ -376,7 +491,10 @@ impl HostHub for FakeHub {
         let id = s.next_session;
         s.next_session += 1;
         s.open_sessions.insert(id);
-        Ok(Arc::new(FakeTaskHub { hub: self.clone(), session: id }))
+        Ok(Arc::new(FakeTaskHub {
+            hub: self.clone(),
+            session: id,
+        }))
     }
     async fn logout_child(&self, session_id: i64) -> Result<(), HubError> {
         self.record(MAIN, "logoutChild", json!([session_id]))?;
@@ -399,15 +517,26 @@ impl TaskHub for FakeTaskHub {
         self.session
     }
     async fn close_task(&self, task_id: i64, result: &Value) -> Result<(), HubError> {
-        self.hub.record(self.session, "host.closeTask", json!([task_id, result]))?;
-        self.hub.finish("host.closeTask", task_id, Ok(result.clone()))
+        self.hub
+            .record(self.session, "host.closeTask", json!([task_id, result]))?;
+        self.hub
+            .finish("host.closeTask", task_id, Ok(result.clone()))
     }
     async fn fail_task(&self, task_id: i64, fault: &Fault) -> Result<(), HubError> {
-        self.hub.record(self.session, "host.failTask", json!([task_id, fault.fault_code, fault.message]))?;
-        self.hub.finish("host.failTask", task_id, Err(fault.clone()))
+        self.hub.record(
+            self.session,
+            "host.failTask",
+            json!([task_id, fault.fault_code, fault.message]),
+        )?;
+        self.hub
+            .finish("host.failTask", task_id, Err(fault.clone()))
     }
     async fn refuse_task(&self, task_id: i64, soft: bool, message: &str) -> Result<(), HubError> {
-        self.hub.record(self.session, "host.refuseTask", json!([task_id, soft, message]))?;
+        self.hub.record(
+            self.session,
+            "host.refuseTask",
+            json!([task_id, soft, message]),
+        )?;
         let mut s = self.hub.lock();
         s.refusals.push((task_id, soft, message.to_owned()));
         if let Some(task) = s.tasks.get_mut(&task_id) {
@@ -417,7 +546,8 @@ impl TaskHub for FakeTaskHub {
         Ok(())
     }
     async fn free_tasks(&self, task_ids: &[i64]) -> Result<(), HubError> {
-        self.hub.record(self.session, "host.freeTasks", json!(task_ids))?;
+        self.hub
+            .record(self.session, "host.freeTasks", json!(task_ids))?;
         self.hub.free(task_ids);
         Ok(())
     }
@@ -426,42 +556,62 @@ impl TaskHub for FakeTaskHub {
         Ok(ME)
     }
     async fn get_task_info(&self, task_id: i64, request: bool) -> Result<TaskInfo, HubError> {
-        self.hub.record(self.session, "getTaskInfo", json!([task_id]))?;
+        self.hub
+            .record(self.session, "getTaskInfo", json!([task_id]))?;
         let s = self.hub.lock();
-        s.tasks.get(&task_id).map(|t| FakeHub::info(t, request)).ok_or_else(|| HubError::from_fault("getTaskInfo", Fault::generic("No such task")))
+        s.tasks
+            .get(&task_id)
+            .map(|t| FakeHub::info(t, request))
+            .ok_or_else(|| HubError::from_fault("getTaskInfo", Fault::generic("No such task")))
     }
-    async fn subtask(&self, parent: i64, method: &str, args: Vec<Value>, options: &SubtaskOptions) -> Result<i64, HubError> {
-        self.hub.record(self.session, "host.subtask", json!([method, args, parent, options.label]))?;
+    async fn subtask(
+        &self,
+        parent: i64,
+        method: &str,
+        args: Vec<Value>,
+        options: &SubtaskOptions,
+    ) -> Result<i64, HubError> {
+        self.hub.record(
+            self.session,
+            "host.subtask",
+            json!([method, args, parent, options.label]),
+        )?;
         let mut s = self.hub.lock();
         FakeHub::assert_owner(&s, "host.subtask", parent)?;
-        if let Some(existing) = s.tasks.values().find(|t| t.parent == Some(parent) && t.label == options.label && options.label.is_some()) {
+        if let Some(existing) = s.tasks.values().find(|t| {
+            t.parent == Some(parent) && t.label == options.label && options.label.is_some()
+        }) {
             return Ok(existing.id);
         }
         let id = s.next_task;
         s.next_task += 1;
         let priority = s.tasks[&parent].priority - 1;
-        s.tasks.insert(id, FakeTask {
+        s.tasks.insert(
             id,
-            method: method.to_owned(),
-            arch: "noarch".to_owned(),
-            state: TaskState::Free,
-            host_id: None,
-            request: args,
-            weight: 1.0,
-            waiting: false,
-            awaited: false,
-            parent: Some(parent),
-            label: options.label.clone(),
-            result: None,
-            completion_ts: None,
-            channel_id: 1,
-            priority,
-            reports: 0,
-        });
+            FakeTask {
+                id,
+                method: method.to_owned(),
+                arch: "noarch".to_owned(),
+                state: TaskState::Free,
+                host_id: None,
+                request: args,
+                weight: 1.0,
+                waiting: false,
+                awaited: false,
+                parent: Some(parent),
+                label: options.label.clone(),
+                result: None,
+                completion_ts: None,
+                channel_id: 1,
+                priority,
+                reports: 0,
+            },
+        );
         Ok(id)
     }
     async fn task_set_wait(&self, parent: i64, subtasks: Option<&[i64]>) -> Result<(), HubError> {
-        self.hub.record(self.session, "host.taskSetWait", json!([parent, subtasks]))?;
+        self.hub
+            .record(self.session, "host.taskSetWait", json!([parent, subtasks]))?;
         let mut s = self.hub.lock();
         FakeHub::assert_owner(&s, "host.taskSetWait", parent)?;
         s.tasks.get_mut(&parent).unwrap().waiting = true;
@@ -471,11 +621,19 @@ impl TaskHub for FakeTaskHub {
         Ok(())
     }
     async fn task_wait(&self, parent: i64) -> Result<WaitStatus, HubError> {
-        self.hub.record(self.session, "host.taskWait", json!([parent]))?;
+        self.hub
+            .record(self.session, "host.taskWait", json!([parent]))?;
         let mut s = self.hub.lock();
         let mut status = WaitStatus::default();
-        for task in s.tasks.values_mut().filter(|t| t.parent == Some(parent) && t.awaited) {
-            if matches!(task.state, TaskState::Closed | TaskState::Failed | TaskState::Canceled) {
+        for task in s
+            .tasks
+            .values_mut()
+            .filter(|t| t.parent == Some(parent) && t.awaited)
+        {
+            if matches!(
+                task.state,
+                TaskState::Closed | TaskState::Failed | TaskState::Canceled
+            ) {
                 status.finished.push(task.id);
                 task.awaited = false;
             } else {
@@ -484,52 +642,109 @@ impl TaskHub for FakeTaskHub {
         }
         Ok(status)
     }
-    async fn task_wait_results(&self, parent: i64, subtasks: Option<&[i64]>, canfail: &[i64]) -> Result<Vec<(i64, SubtaskResult)>, HubError> {
-        self.hub.record(self.session, "host.taskWaitResults", json!([parent, subtasks, canfail]))?;
+    async fn task_wait_results(
+        &self,
+        parent: i64,
+        subtasks: Option<&[i64]>,
+        canfail: &[i64],
+    ) -> Result<Vec<(i64, SubtaskResult)>, HubError> {
+        self.hub.record(
+            self.session,
+            "host.taskWaitResults",
+            json!([parent, subtasks, canfail]),
+        )?;
         let mut s = self.hub.lock();
         s.tasks.get_mut(&parent).unwrap().waiting = false;
         let ids: Vec<i64> = match subtasks {
             Some(ids) => ids.to_vec(),
-            None => s.tasks.values().filter(|t| t.parent == Some(parent) && matches!(t.state, TaskState::Closed | TaskState::Failed | TaskState::Canceled)).map(|t| t.id).collect(),
+            None => s
+                .tasks
+                .values()
+                .filter(|t| {
+                    t.parent == Some(parent)
+                        && matches!(
+                            t.state,
+                            TaskState::Closed | TaskState::Failed | TaskState::Canceled
+                        )
+                })
+                .map(|t| t.id)
+                .collect(),
         };
         let mut results = Vec::new();
         for id in ids {
             let task = &s.tasks[&id];
             let result = match (&task.state, &task.result) {
                 (TaskState::Closed, Some(Ok(value))) => SubtaskResult::Closed(value.clone()),
-                (TaskState::Failed, Some(Err(fault))) if canfail.contains(&id) => SubtaskResult::Failed(fault.clone()),
-                (TaskState::Failed, Some(Err(fault))) => return Err(HubError::from_fault("host.taskWaitResults", fault.clone())),
-                (TaskState::Canceled, _) => return Err(HubError::from_fault("host.taskWaitResults", Fault::generic(format!("Task {id} is canceled")))),
-                _ => return Err(HubError::from_fault("host.taskWaitResults", Fault::generic(format!("Task {id} is not finished")))),
+                (TaskState::Failed, Some(Err(fault))) if canfail.contains(&id) => {
+                    SubtaskResult::Failed(fault.clone())
+                }
+                (TaskState::Failed, Some(Err(fault))) => {
+                    return Err(HubError::from_fault("host.taskWaitResults", fault.clone()));
+                }
+                (TaskState::Canceled, _) => {
+                    return Err(HubError::from_fault(
+                        "host.taskWaitResults",
+                        Fault::generic(format!("Task {id} is canceled")),
+                    ));
+                }
+                _ => {
+                    return Err(HubError::from_fault(
+                        "host.taskWaitResults",
+                        Fault::generic(format!("Task {id} is not finished")),
+                    ));
+                }
             };
             results.push((id, result));
         }
         Ok(results)
     }
     async fn get_task_result(&self, task_id: i64) -> Result<Value, HubError> {
-        self.hub.record(self.session, "getTaskResult", json!([task_id]))?;
+        self.hub
+            .record(self.session, "getTaskResult", json!([task_id]))?;
         let s = self.hub.lock();
         match (&s.tasks[&task_id].state, &s.tasks[&task_id].result) {
             (TaskState::Closed, Some(Ok(v))) => Ok(v.clone()),
-            (TaskState::Failed, Some(Err(f))) => Err(HubError::from_fault("getTaskResult", f.clone())),
-            _ => Err(HubError::from_fault("getTaskResult", Fault::generic(format!("Task {task_id} is canceled")))),
+            (TaskState::Failed, Some(Err(f))) => {
+                Err(HubError::from_fault("getTaskResult", f.clone()))
+            }
+            _ => Err(HubError::from_fault(
+                "getTaskResult",
+                Fault::generic(format!("Task {task_id} is canceled")),
+            )),
         }
     }
     async fn cancel_task_children(&self, task_id: i64) -> Result<(), HubError> {
-        self.hub.record(self.session, "cancelTaskChildren", json!([task_id]))?;
-        let children: Vec<i64> = self.hub.lock().tasks.values().filter(|t| t.parent == Some(task_id)).map(|t| t.id).collect();
+        self.hub
+            .record(self.session, "cancelTaskChildren", json!([task_id]))?;
+        let children: Vec<i64> = self
+            .hub
+            .lock()
+            .tasks
+            .values()
+            .filter(|t| t.parent == Some(task_id))
+            .map(|t| t.id)
+            .collect();
         for child in children {
             let mut s = self.hub.lock();
             let task = s.tasks.get_mut(&child).unwrap();
-            if !matches!(task.state, TaskState::Closed | TaskState::Failed | TaskState::Canceled) {
+            if !matches!(
+                task.state,
+                TaskState::Closed | TaskState::Failed | TaskState::Canceled
+            ) {
                 task.state = TaskState::Canceled;
             }
         }
         Ok(())
     }
     async fn get_build_config(&self, tag: &str, event: Option<i64>) -> Result<Value, HubError> {
-        self.hub.record(self.session, "getBuildConfig", json!([tag, event]))?;
-        self.hub.lock().build_configs.get(tag).cloned().ok_or_else(|| HubError::new("getBuildConfig", ErrorClass::FailTask, "no such tag"))
+        self.hub
+            .record(self.session, "getBuildConfig", json!([tag, event]))?;
+        self.hub
+            .lock()
+            .build_configs
+            .get(tag)
+            .cloned()
+            .ok_or_else(|| HubError::new("getBuildConfig", ErrorClass::FailTask, "no such tag"))
     }
     async fn logout(&self) -> Result<(), HubError> {
         self.hub.record(self.session, "logout", Value::Null)?;
@@ -563,7 +778,10 @@ impl FakeRuntime {
 
     /// A container left behind by an earlier run (or another worker).
     pub fn add_leftover(&self, name: &str, worker: &str) {
-        self.lock().existing.insert(name.to_owned(), BTreeMap::from([("io.koji.adjutant.worker".to_owned(), worker.to_owned())]));
+        self.lock().existing.insert(
+            name.to_owned(),
+            BTreeMap::from([("io.koji.adjutant.worker".to_owned(), worker.to_owned())]),
+        );
     }
 
     pub fn existing(&self) -> Vec<String> {
@@ -580,20 +798,35 @@ impl ContainerRuntime for FakeRuntime {
         let mut s = self.lock();
         s.created.push(spec.name.clone());
         s.existing.insert(spec.name.clone(), spec.labels.clone());
-        s.kill_switches.insert(spec.name.clone(), CancellationToken::new());
-        Ok(ContainerHandle { id: format!("id-{}", spec.name), name: spec.name.clone() })
+        s.kill_switches
+            .insert(spec.name.clone(), CancellationToken::new());
+        Ok(ContainerHandle {
+            id: format!("id-{}", spec.name),
+            name: spec.name.clone(),
+        })
     }
     async fn start(&self, _container: &ContainerHandle) -> Result<(), RuntimeError> {
         Ok(())
     }
-    async fn exec(&self, container: &ContainerHandle, spec: &ExecSpec, _sink: Arc<dyn LogSink>, cancel: CancellationToken) -> Result<ExecOutcome, RuntimeError> {
+    async fn exec(
+        &self,
+        container: &ContainerHandle,
+        spec: &ExecSpec,
+        _sink: Arc<dyn LogSink>,
+        cancel: CancellationToken,
+    ) -> Result<ExecOutcome, RuntimeError> {
         let killed = {
             let mut s = self.lock();
-            s.execs_started.push((container.name.clone(), spec.argv.clone()));
+            s.execs_started
+                .push((container.name.clone(), spec.argv.clone()));
             s.kill_switches.get(&container.name).cloned()
         };
         let Some(killed) = killed else {
-            return Err(RuntimeError::Podman { operation: "exec".into(), status: 125, message: "no such container".into() });
+            return Err(RuntimeError::Podman {
+                operation: "exec".into(),
+                status: 125,
+                message: "no such container".into(),
+            });
         };
         let seconds: f64 = match spec.argv.as_slice() {
             [cmd, n] if cmd == "sleep" => n.parse().unwrap_or(0.0),
@@ -605,7 +838,11 @@ impl ContainerRuntime for FakeRuntime {
             () = killed.cancelled() => Ok(ExecOutcome { exit_code: 137, oom_killed: false }),
         }
     }
-    async fn stop(&self, container: &ContainerHandle, _grace: Duration) -> Result<(), RuntimeError> {
+    async fn stop(
+        &self,
+        container: &ContainerHandle,
+        _grace: Duration,
+    ) -> Result<(), RuntimeError> {
         self.kill(container).await
     }
     async fn kill(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
@@ -625,15 +862,40 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
     async fn list_owned(&self, worker_id: &str) -> Result<Vec<ContainerSummary>, RuntimeError> {
-        Ok(self.lock().existing.iter().filter(|(_, l)| l.get("io.koji.adjutant.worker").map(String::as_str) == Some(worker_id)).map(|(n, l)| ContainerSummary { id: n.clone(), name: n.clone(), labels: l.clone(), state: "running".into() }).collect())
+        Ok(self
+            .lock()
+            .existing
+            .iter()
+            .filter(|(_, l)| {
+                l.get("io.koji.adjutant.worker").map(String::as_str) == Some(worker_id)
+            })
+            .map(|(n, l)| ContainerSummary {
+                id: n.clone(),
+                name: n.clone(),
+                labels: l.clone(),
+                state: "running".into(),
+            })
+            .collect())
     }
-    async fn reap_orphans(&self, worker_id: &str, live: &HashSet<String>) -> Result<Vec<String>, RuntimeError> {
+    async fn reap_orphans(
+        &self,
+        worker_id: &str,
+        live: &HashSet<String>,
+    ) -> Result<Vec<String>, RuntimeError> {
         if self.reap_panics.load(Ordering::SeqCst) > 0 {
             self.reap_panics.fetch_sub(1, Ordering::SeqCst);
             panic!("fake runtime: injected panic in reap_orphans");
         }
         let mut s = self.lock();
-        let orphans: Vec<String> = s.existing.iter().filter(|(n, l)| l.get("io.koji.adjutant.worker").map(String::as_str) == Some(worker_id) && !live.contains(*n)).map(|(n, _)| n.clone()).collect();
+        let orphans: Vec<String> = s
+            .existing
+            .iter()
+            .filter(|(n, l)| {
+                l.get("io.koji.adjutant.worker").map(String::as_str) == Some(worker_id)
+                    && !live.contains(*n)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
         for name in &orphans {
             s.existing.remove(name);
             s.reaped.push(name.clone());
@@ -649,7 +911,10 @@ pub struct FakeProbe {
 
 impl Default for FakeProbe {
     fn default() -> Self {
-        Self { free_mib: AtomicU64::new(100_000), load_x100: AtomicU64::new(10) }
+        Self {
+            free_mib: AtomicU64::new(100_000),
+            load_x100: AtomicU64::new(10),
+        }
     }
 }
 
