@@ -546,3 +546,44 @@ impl TaskContext {
         Ok(results?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_starstar_kwargs() {
+        let request = TaskRequest::decode(vec![
+            json!({"name": "f40"}),
+            json!({"__starstar": true, "event": 5, "opts": null}),
+        ]);
+        assert_eq!(request.params, [json!({"name": "f40"})]);
+        assert_eq!(request.kwargs.get("event"), Some(&json!(5)));
+        assert!(!request.kwargs.contains_key("__starstar"));
+        assert_eq!(request.arg(1, "event"), Some(&json!(5)));
+        assert_eq!(request.arg(2, "opts"), None, "nil counts as not given");
+    }
+
+    #[test]
+    fn a_plain_trailing_struct_is_positional() {
+        let request = TaskRequest::decode(vec![json!(1), json!({"id": 3})]);
+        assert_eq!(request.params.len(), 2);
+        assert!(request.kwargs.is_empty());
+    }
+
+    #[test]
+    fn signature_mismatches_are_parameter_errors() {
+        let too_many = TaskRequest::decode(vec![json!(1), json!(2)]);
+        let Err(HandlerError::Fault(fault)) = too_many.check_signature("sleep", &["n"]) else {
+            panic!("accepted two arguments for sleep(n)");
+        };
+        assert_eq!(fault.fault_code, 1019);
+        let unknown = TaskRequest::decode(vec![json!({"__starstar": true, "x": 1})]);
+        assert!(unknown.check_signature("sleep", &["n"]).is_err());
+        let twice = TaskRequest::decode(vec![json!(1), json!({"__starstar": true, "n": 1})]);
+        assert!(twice.check_signature("sleep", &["n"]).is_err());
+        let ok = TaskRequest::decode(vec![json!({"__starstar": true, "m": 1})]);
+        assert!(ok.check_signature("fork", &["n", "m"]).is_ok());
+    }
+}

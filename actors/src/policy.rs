@@ -588,3 +588,100 @@ impl Handler<StopActor> for PolicyCache {
         ctx.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(rules: Value) -> ImagePolicy {
+        ImagePolicy::parse(&json!({ "rules": rules })).unwrap()
+    }
+
+    #[test]
+    fn specificity_beats_list_order() {
+        // The earlier Python version scanned in list order and returned the task_type image here.
+        let p = policy(json!([
+            {"type": "default", "image": "d"},
+            {"type": "task_type", "task_type": "buildArch", "image": "tt"},
+            {"type": "tag", "tag": "f39-build", "image": "t"},
+            {"type": "tag_arch", "tag": "f39-build", "arch": "x86_64", "image": "ta"},
+        ]));
+        assert_eq!(
+            p.resolve("f39-build", "x86_64", "buildArch"),
+            Some(("ta", RuleKind::TagArch))
+        );
+        assert_eq!(
+            p.resolve("f39-build", "aarch64", "buildArch"),
+            Some(("t", RuleKind::Tag))
+        );
+        assert_eq!(
+            p.resolve("el10-build", "aarch64", "buildArch"),
+            Some(("tt", RuleKind::TaskType))
+        );
+        assert_eq!(
+            p.resolve("el10-build", "aarch64", "createrepo"),
+            Some(("d", RuleKind::Default))
+        );
+    }
+
+    #[test]
+    fn first_listed_rule_of_a_kind_wins() {
+        let p = policy(json!([
+            {"type": "tag", "tag": "f*", "image": "first"},
+            {"type": "tag", "tag": "f40-build", "image": "second"},
+        ]));
+        assert_eq!(
+            p.resolve("f40-build", "x86_64", "buildArch").map(|r| r.0),
+            Some("first")
+        );
+    }
+
+    #[test]
+    fn no_match_and_no_default_gives_none() {
+        let p = policy(json!([{"type": "tag", "tag": "f40-build", "image": "x"}]));
+        assert_eq!(p.resolve("el9-build", "x86_64", "buildArch"), None);
+    }
+
+    #[test]
+    fn parses_json_strings_and_the_wrapped_form() {
+        let text = json!({"adjutant_image_policy": {"version": "1.0", "rules": [{"type": "default", "image": "d"}]}}).to_string();
+        let p = ImagePolicy::parse(&Value::String(text)).unwrap();
+        assert_eq!(p.rules.len(), 1);
+    }
+
+    #[test]
+    fn bad_policies_say_what_is_wrong() {
+        let err = ImagePolicy::parse(&json!("{nope")).unwrap_err();
+        assert!(matches!(err, PolicyError::Json(_)), "{err}");
+        let err = ImagePolicy::parse(&json!({"rule": []})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "adjutant_image_policy must be a JSON object with a \"rules\" list, found an object with keys [rule]"
+        );
+        let err =
+            ImagePolicy::parse(&json!({"rules": [{"type": "tag", "image": "x"}]})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "adjutant_image_policy rule 0 is invalid: missing string field \"tag\""
+        );
+        let err =
+            ImagePolicy::parse(&json!({"rules": [{"type": "arch", "image": "x"}]})).unwrap_err();
+        assert!(err.to_string().contains("unknown type \"arch\""), "{err}");
+    }
+
+    #[test]
+    fn globs_follow_fnmatch() {
+        assert!(glob_match("f4?-build", "f40-build"));
+        assert!(!glob_match("f4?-build", "f400-build"));
+        assert!(glob_match("*-build", "el10-build"));
+        assert!(glob_match("x86_*", "x86_64"));
+        assert!(glob_match("[ai]*", "aarch64"));
+        assert!(glob_match("[!a]*", "x86_64"));
+        assert!(!glob_match("[!a]*", "aarch64"));
+        assert!(glob_match("ppc64[a-z]*", "ppc64le"));
+        assert!(glob_match("[", "["));
+        assert!(!glob_match("f40", "f40-build"));
+        assert!(glob_match("", ""));
+    }
+}

@@ -26,11 +26,11 @@ use crate::policy::{
 use crate::poller::{HubPoller, Nudge, PollerCore, SetTaking, StopActor, UpdatePollerSettings};
 use crate::probe::{HostProbe, Notifier};
 use crate::registry::{ContainerRegistry, RegistryEvent, RegistryReader, RegistryState};
-use crate::runtime::ContainerRuntime;
+use crate::runtime::{ContainerHandle, ContainerRuntime};
 use crate::settings::WorkerSettings;
 use crate::snapshot::{
-    FinishedTask, PhaseEntry, Readiness, RunningTask, SnapshotReceiver, TaskPhase, WarningLog,
-    WorkerSnapshot, WorkerState,
+    FinishedTask, PhaseEntry, Readiness, RunningTask, SnapshotReceiver, TaskOutcome, TaskPhase,
+    WarningLog, WorkerSnapshot, WorkerState,
 };
 use crate::task::{AbortReason, AbortTask, AlertTask, TaskActor, TaskActorLinks, TaskEnded};
 
@@ -235,6 +235,8 @@ struct TaskEntry {
     addr: Addr<TaskActor>,
     subsession_id: i64,
     view: RunningTask,
+    /// Its mailbox was found closed once; a second time means the actor died.
+    suspect: bool,
 }
 
 /// How long aborted tasks get to clean up before the worker frees them and logs out anyway.
@@ -440,28 +442,88 @@ impl Supervisor {
             (
                 ChildKind::HubPoller,
                 self.poller.addr.as_ref().map(Addr::connected),
-                self.poller.generation,
             ),
             (
                 ChildKind::PolicyCache,
                 self.policy.addr.as_ref().map(Addr::connected),
-                self.policy.generation,
             ),
             (
                 ChildKind::ContainerRegistry,
                 self.registry.addr.as_ref().map(Addr::connected),
-                self.registry.generation,
             ),
         ];
-        for (kind, connected, generation) in checks {
+        for (kind, connected) in checks {
             if dead(connected) {
-                let _ = generation;
                 self.child_exited(
                     kind,
                     ExitReason::Panicked("the actor died without stopping cleanly".to_owned()),
                     ctx,
                 );
             }
+        }
+        self.check_task_liveness(ctx);
+    }
+
+    /// A TaskActor whose mailbox is gone without a `TaskEnded` died abnormally. It is given one
+    /// more check (its `TaskEnded` may still be queued), then the Supervisor does its clean-up:
+    /// the task's containers are removed and the task is freed so that it runs again.
+    fn check_task_liveness(&mut self, ctx: &mut Context<Self>) {
+        let mut dead = Vec::new();
+        for (id, entry) in &mut self.tasks {
+            if entry.addr.connected() {
+                entry.suspect = false;
+            } else if entry.suspect {
+                dead.push(*id);
+            } else {
+                entry.suspect = true;
+            }
+        }
+        for task_id in dead {
+            let Some(entry) = self.tasks.remove(&task_id) else {
+                continue;
+            };
+            let message = format!(
+                "the TaskActor of task {task_id} died without reporting; freeing the task and removing its containers"
+            );
+            tracing::error!("{message}");
+            self.warnings.push("supervisor", message);
+            let containers: Vec<ContainerHandle> =
+                RegistryReader::new(Arc::clone(&self.registry_state))
+                    .for_task(task_id)
+                    .into_iter()
+                    .map(|record| ContainerHandle {
+                        id: record.id,
+                        name: record.name,
+                    })
+                    .collect();
+            let runtime = Arc::clone(&self.deps.runtime);
+            let hub = Arc::clone(&self.deps.hub);
+            let registry = ctx.address();
+            let subsession = entry.subsession_id;
+            ctx.spawn(
+                async move {
+                    for container in containers {
+                        if let Err(error) = runtime.remove(&container, true).await {
+                            tracing::warn!(container = %container.name, %error, "could not remove the container of a dead task");
+                        }
+                        registry.do_send(RegistryEvent::Removed { name: container.name });
+                    }
+                    let _ = hub.free_tasks(&[task_id]).await;
+                    let _ = hub.logout_child(subsession).await;
+                }
+                .into_actor(self),
+            );
+            self.history.push_back(FinishedTask {
+                task_id,
+                method: entry.view.method,
+                started: entry.view.started,
+                finished: SystemTime::now(),
+                outcome: TaskOutcome::Freed {
+                    reason: "the task's actor died".to_owned(),
+                },
+                timeline: entry.view.timeline,
+            });
+            self.publish();
         }
     }
 
@@ -715,6 +777,8 @@ impl Handler<SpawnTask> for Supervisor {
 
     fn handle(&mut self, message: SpawnTask, ctx: &mut Context<Self>) -> bool {
         let task_id = message.info.id;
+        // A task opened just before a restart became pending still runs: the restart waits
+        // for it. One opened as the worker stops goes back at once.
         if !self.taking() && self.state != WorkerState::RestartPending {
             // Opened just as the worker began to stop: give it back at once.
             let hub = Arc::clone(&self.deps.hub);
@@ -780,6 +844,7 @@ impl Handler<SpawnTask> for Supervisor {
                     timeline: Vec::new(),
                     waiting: false,
                 },
+                suspect: false,
             },
         );
         self.publish();

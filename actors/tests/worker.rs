@@ -1156,3 +1156,153 @@ async fn container_registry_snapshot_shows_the_live_container() {
     .await;
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn expired_session_is_renewed_and_polling_goes_on() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().fail_once.insert(
+        "host.getHost".into(),
+        koji_adjutant_actors::HubError::from_fault(
+            "host.getHost",
+            koji_adjutant_actors::Fault::new(1007, "AuthExpired", "session expired"),
+        ),
+    );
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("two polls", LONG, || h.hub.count("host.getTasks") == 2).await;
+    assert_eq!(h.hub.count("login"), 1);
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_failed_cycle_is_retried_on_the_next_one() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().fail_once.insert(
+        "host.getHostTasks".into(),
+        koji_adjutant_actors::HubError::from_fault(
+            "host.getHostTasks",
+            koji_adjutant_actors::Fault::new(1014, "ServerOffline", "database outage"),
+        ),
+    );
+    let id = hub.create_task("sleep", vec![json!(1)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("task closes", LONG, || {
+        h.hub.task(id).state == TaskState::Closed
+    })
+    .await;
+    let main = h.hub.calls(MAIN);
+    // The failed iteration stops where it failed, as kojid's does.
+    assert_eq!(
+        &main[2..5],
+        ["listBuildroots", "host.getHostTasks", "listBuildroots"]
+    );
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn authentication_refused_stops_the_worker_with_an_error() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().fail_once.insert(
+        "host.getHostTasks".into(),
+        koji_adjutant_actors::HubError::from_fault(
+            "host.getHostTasks",
+            koji_adjutant_actors::Fault::new(1002, "AuthError", "could not find host"),
+        ),
+    );
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    let exit = tokio::time::timeout(LONG, h.worker.exit)
+        .await
+        .unwrap()
+        .unwrap();
+    let WorkerExit::Fatal(message) = exit else {
+        panic!("expected a fatal exit, got {exit:?}")
+    };
+    assert!(message.contains("could not find host"), "{message}");
+}
+
+#[actix_rt::test]
+async fn polls_fast_for_a_while_after_a_task_ends() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("sleep", vec![json!(40)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("closed", LONG, || h.hub.task(id).state == TaskState::Closed).await;
+    let polls = h.hub.count("host.getTasks");
+    let start = tokio::time::Instant::now();
+    wait_until("two more polls", LONG, || {
+        h.hub.count("host.getTasks") >= polls + 2
+    })
+    .await;
+    assert!(
+        start.elapsed() <= Duration::from_secs(3),
+        "fast poll: {:?}",
+        start.elapsed()
+    );
+    // After the window (30 s), back to sleeptime; never faster than once a second meanwhile.
+    let before = h.hub.count("host.getTasks");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let in_window = h.hub.count("host.getTasks") - before;
+    assert!((20..=31).contains(&in_window), "{in_window} polls in 30 s");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled = h.hub.count("host.getTasks");
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert!(h.hub.count("host.getTasks") - settled <= 3, "idle again");
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn cancel_is_noticed_like_kojid_does() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("sleep", vec![json!(600)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("open", LONG, || h.hub.task(id).state == TaskState::Open).await;
+    let mark = h.hub.calls(MAIN).len();
+    h.hub.cancel(id);
+    wait_until("subsession logged out", LONG, || {
+        h.hub.count("logoutChild") == 1
+    })
+    .await;
+    let after: Vec<String> = h.hub.calls(MAIN)[mark..].to_vec();
+    let position = |name: &str| {
+        after
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no {name} in {after:?}"))
+    };
+    // getHostTasks no longer lists it → getTaskInfo says CANCELED → kill → logoutChild.
+    assert!(position("host.getHostTasks") < position("getTaskInfo"));
+    assert!(position("getTaskInfo") < position("logoutChild"));
+    assert_eq!(h.hub.task(id).reports, 0);
+    assert_eq!(h.hub.calls(900_002), ["logout"]);
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn weight_refused_on_a_task_still_ours_reraises_then_the_task_is_freed_and_rerun() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().fail_once.insert(
+        "host.setTaskWeight".into(),
+        koji_adjutant_actors::HubError::from_fault(
+            "host.setTaskWeight",
+            koji_adjutant_actors::Fault::new(1004, "ActionNotAllowed", "policy says no"),
+        ),
+    );
+    let id = hub.create_task("sleep", vec![json!(1)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("closes after all", LONG, || {
+        h.hub.task(id).state == TaskState::Closed
+    })
+    .await;
+    assert!(
+        h.hub
+            .calls_named("host.freeTasks")
+            .iter()
+            .any(|c| c.args == json!([id]))
+    );
+    assert_eq!(h.hub.count("host.openTask"), 2);
+    h.stop().await;
+}
