@@ -21,8 +21,8 @@ use crate::hub::{HostHub, HostInfo, SubtaskResult, TaskHub, TaskInfo};
 use crate::policy::{ResolveImage, ResolvedImage};
 use crate::registry::{ContainerRecord, ContainerState, RegistryEvent};
 use crate::runtime::{
-    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, OutputStream,
-    PullPolicy, RuntimeError,
+    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, PullPolicy,
+    ResourceLimits, RuntimeError,
 };
 use crate::snapshot::TaskPhase;
 
@@ -220,18 +220,6 @@ pub enum WorkerRequest {
     Shutdown,
 }
 
-/// Forwards a task's log lines to `tracing`, tagged with the task. The build pipeline replaces it
-/// with a sink that also streams logs to the hub.
-pub struct TracingLogSink {
-    pub task_id: i64,
-}
-
-impl LogSink for TracingLogSink {
-    fn line(&self, stream: OutputStream, line: &str) {
-        tracing::info!(task_id = self.task_id, ?stream, "{line}");
-    }
-}
-
 /// The containers of one task. Every container created through it is registered with the
 /// ContainerRegistry before it exists and is removed by the TaskActor when the task ends,
 /// however it ends.
@@ -319,8 +307,10 @@ impl TaskContainers {
         pull: PullPolicy,
     ) -> Result<ContainerHandle, RuntimeError> {
         self.runtime.ensure_image(&spec.image, pull).await?;
-        self.registry
-            .do_send(RegistryEvent::Registered(Box::new(ContainerRecord {
+        // Awaited: the orphan reaper must know the name before the container exists.
+        let _ = self
+            .registry
+            .send(RegistryEvent::Registered(Box::new(ContainerRecord {
                 task_id: self.task_id,
                 name: spec.name.clone(),
                 id: String::new(),
@@ -331,7 +321,8 @@ impl TaskContainers {
                 removed: None,
                 current_step: None,
                 limits: spec.limits.clone(),
-            })));
+            })))
+            .await;
         // Remember the name before creating: a create that fails half-way may still leave a
         // container behind, and removal by name is idempotent.
         self.remember(ContainerHandle {
@@ -442,6 +433,8 @@ pub struct TaskContext {
     pub logs: Arc<dyn LogSink>,
     pub default_image: String,
     pub pull_policy: PullPolicy,
+    /// Resource limits for this task's containers, as configured when it started.
+    pub limits: ResourceLimits,
     pub(crate) alerts: Arc<Notify>,
     pub(crate) images: Recipient<ResolveImage>,
     pub(crate) worker: Recipient<WorkerRequest>,

@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod error;
 pub mod handler;
 pub mod hub;
+pub mod logs;
 pub mod policy;
 pub mod poller;
 pub mod probe;

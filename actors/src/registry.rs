@@ -140,6 +140,9 @@ pub struct ContainerRegistry {
     reap_interval: Duration,
     link: ChildLink,
     exit_reason: ExitReason,
+    /// Events that arrived while no registry ran; applied before the first orphan sweep so
+    /// that a container created meanwhile is never taken for an orphan.
+    pending: Vec<RegistryEvent>,
 }
 
 impl ContainerRegistry {
@@ -149,6 +152,7 @@ impl ContainerRegistry {
         worker_id: String,
         history_ttl: Duration,
         link: ChildLink,
+        pending: Vec<RegistryEvent>,
     ) -> Self {
         Self {
             state,
@@ -158,6 +162,7 @@ impl ContainerRegistry {
             reap_interval: Duration::from_secs(600),
             link,
             exit_reason: ExitReason::Stopped,
+            pending,
         }
     }
 
@@ -245,6 +250,9 @@ impl Actor for ContainerRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        for event in std::mem::take(&mut self.pending) {
+            self.apply(event);
+        }
         self.spawn_reap(ctx);
         ctx.run_interval(self.reap_interval, |act, ctx| act.spawn_reap(ctx));
         ctx.run_interval(Duration::from_secs(60), |act, _| {

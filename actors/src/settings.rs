@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::runtime::PullPolicy;
+use crate::runtime::{PullPolicy, ResourceLimits};
 
 /// Worker settings. The ones in [`LiveSettings`] can change on SIGHUP; the others need a restart.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,6 +44,8 @@ pub struct LiveSettings {
     pub task_image_default: String,
     pub pull_policy: PullPolicy,
     pub policy_cache_ttl: Duration,
+    /// Memory, CPU and pids limits for the containers of tasks started from now on.
+    pub task_limits: ResourceLimits,
 }
 
 impl Default for WorkerSettings {
@@ -73,6 +75,7 @@ impl Default for LiveSettings {
             task_image_default: "registry.fedoraproject.org/fedora:latest".to_owned(),
             pull_policy: PullPolicy::IfNotPresent,
             policy_cache_ttl: Duration::from_secs(300),
+            task_limits: ResourceLimits::default(),
         }
     }
 }

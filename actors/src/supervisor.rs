@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::handler::{
     HandlerRegistry, PhaseReporter, TaskContainers, TaskContext, TaskHandler, TaskPhaseChanged,
-    TaskRequest, TracingLogSink, WorkerRequest,
+    TaskRequest, WorkerRequest,
 };
 use crate::hub::{HostHub, HubVersion, TaskHub, TaskInfo};
+use crate::logs::LogTails;
 use crate::policy::{
     DumpPolicy, ImageSource, PolicyCache, ResolveImage, ResolvedImage, UpdatePolicySettings,
 };
@@ -206,6 +207,8 @@ pub struct WorkerHandle {
     pub supervisor: Addr<Supervisor>,
     pub snapshot: SnapshotReceiver,
     pub containers: RegistryReader,
+    /// The last lines of each running task's output.
+    pub logs: LogTails,
     pub exit: oneshot::Receiver<WorkerExit>,
 }
 
@@ -264,6 +267,7 @@ pub struct Supervisor {
     warnings: WarningLog,
     history: VecDeque<FinishedTask>,
     ready_notified: bool,
+    logs: LogTails,
 }
 
 impl Supervisor {
@@ -275,7 +279,9 @@ impl Supervisor {
         let (exit_tx, exit_rx) = oneshot::channel();
         let registry_state = Arc::new(RegistryState::default());
         let containers = RegistryReader::new(Arc::clone(&registry_state));
+        let logs = LogTails::default();
         let supervisor = Supervisor {
+            logs: logs.clone(),
             deps,
             state: WorkerState::Starting,
             poller: Child::new(),
@@ -301,6 +307,7 @@ impl Supervisor {
             supervisor,
             snapshot: snapshot_rx,
             containers,
+            logs,
             exit: exit_rx,
         }
     }
@@ -359,11 +366,9 @@ impl Supervisor {
                     self.deps.settings.worker_id.clone(),
                     self.deps.settings.history_ttl,
                     link,
+                    std::mem::take(&mut self.pending_registry),
                 )
                 .start();
-                for event in self.pending_registry.drain(..) {
-                    addr.do_send(event);
-                }
                 self.registry.addr = Some(addr);
                 self.registry.started_at = Instant::now();
                 self.registry.restart_scheduled = false;
@@ -660,6 +665,7 @@ impl Supervisor {
             return;
         }
         tracing::info!("no task running: restarting as requested");
+        self.deps.notifier.stopping();
         self.state = WorkerState::Stopping;
         self.shutdown_started = true;
         self.exit_kind = WorkerExit::Restart;
@@ -815,7 +821,8 @@ impl Handler<SpawnTask> for Supervisor {
             containers,
             cancel,
             phases,
-            logs: Arc::new(TracingLogSink { task_id }),
+            logs: Arc::new(self.logs.sink(task_id)),
+            limits: settings.live.task_limits.clone(),
             default_image: settings.live.task_image_default.clone(),
             pull_policy: settings.live.pull_policy,
             alerts: Arc::new(Notify::new()),
@@ -906,6 +913,12 @@ impl Handler<TaskPhaseChanged> for Supervisor {
             let view = &mut entry.view;
             view.waiting = message.waiting;
             if view.timeline.last().map(|e| e.phase) != Some(message.phase) {
+                if let Some(previous) = view.timeline.last()
+                    && let Ok(spent) = message.at.duration_since(previous.since)
+                {
+                    metrics::histogram!("adjutant_task_phase_duration_seconds", "method" => view.method.clone(), "phase" => previous.phase.name())
+                        .record(spent.as_secs_f64());
+                }
                 view.timeline.push(PhaseEntry {
                     phase: message.phase,
                     since: message.at,
@@ -924,6 +937,11 @@ impl Handler<TaskEnded> for Supervisor {
         let Some(entry) = self.tasks.remove(&message.task_id) else {
             return;
         };
+        self.logs.forget(message.task_id);
+        if let Ok(elapsed) = entry.view.started.elapsed() {
+            metrics::histogram!("adjutant_task_duration_seconds", "method" => entry.view.method.clone(), "outcome" => message.outcome.label())
+                .record(elapsed.as_secs_f64());
+        }
         let hub = Arc::clone(&self.deps.hub);
         let subsession = entry.subsession_id;
         // kojid's parent logs the child's subsession out once the task process is gone.
@@ -1106,12 +1124,24 @@ impl Handler<ReportWarning> for Supervisor {
 }
 
 impl Handler<RegistryEvent> for Supervisor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, event: RegistryEvent, _ctx: &mut Context<Self>) {
+    /// Resolves once the registry has applied the event (or buffered it for the next
+    /// registry), so that a TaskActor can register a container before creating it.
+    fn handle(&mut self, event: RegistryEvent, _ctx: &mut Context<Self>) -> Self::Result {
         match &self.registry.addr {
-            Some(addr) if addr.connected() => addr.do_send(event),
-            _ => self.pending_registry.push(event),
+            Some(addr) if addr.connected() => {
+                let addr = addr.clone();
+                Box::pin(async move {
+                    if let Err(error) = addr.send(event.clone()).await {
+                        tracing::warn!(%error, ?event, "the container registry did not take an event");
+                    }
+                })
+            }
+            _ => {
+                self.pending_registry.push(event);
+                Box::pin(async {})
+            }
         }
     }
 }
