@@ -123,6 +123,18 @@ impl TaskHandler for StepHandler {
             panic!("index out of bounds: the len is 0 but the index is 3");
         }
         ctx.phases.enter(TaskPhase::Building);
+        let hello = ExecSpec {
+            step: "hello".into(),
+            argv: vec!["echo".into(), "hello from the build".into()],
+            env: BTreeMap::new(),
+            user: None,
+            workdir: None,
+            stdin: None,
+            timeout: None,
+        };
+        ctx.containers
+            .exec(&container, &hello, ctx.logs.clone())
+            .await?;
         let exec = ExecSpec {
             step: "rpmbuild".into(),
             argv: vec!["sleep".into(), "600".into()],
@@ -1149,6 +1161,7 @@ async fn container_registry_snapshot_shows_the_live_container() {
     let record = h.worker.containers.live()[0].clone();
     assert_eq!(record.task_id, id);
     assert_eq!(record.name, format!("koji-adjutant-w1-{id}-1"));
+    assert_eq!(h.worker.logs.tail(id, 10), ["hello from the build"]);
     h.hub.cancel(id);
     wait_until("moved to history", LONG, || {
         h.worker.containers.live().is_empty() && h.worker.containers.history().len() == 1
