@@ -812,7 +812,7 @@ impl ContainerRuntime for FakeRuntime {
         &self,
         container: &ContainerHandle,
         spec: &ExecSpec,
-        _sink: Arc<dyn LogSink>,
+        sink: Arc<dyn LogSink>,
         cancel: CancellationToken,
     ) -> Result<ExecOutcome, RuntimeError> {
         let killed = {
