@@ -171,13 +171,11 @@ impl HandlerError {
 }
 
 impl From<HubError> for HandlerError {
+    /// A hub error inside a task fails the task with the hub's fault, whatever its class: an
+    /// `ActionNotAllowed` may be a policy denial the packager must see, and when the task is
+    /// simply not ours any more the `failTask` is refused harmlessly (as kojid's is).
     fn from(error: HubError) -> Self {
-        match error.class {
-            ErrorClass::FreeTask => HandlerError::Aborted(format!(
-                "the hub no longer lets this host act on the task ({error})"
-            )),
-            _ => HandlerError::Fault(error.to_task_fault()),
-        }
+        HandlerError::Fault(error.to_task_fault())
     }
 }
 

@@ -176,8 +176,14 @@ impl TaskActor {
 enum Report {
     Close(Value),
     Fail(Fault),
-    Refuse { soft: bool, message: String },
+    Refuse {
+        soft: bool,
+        message: String,
+    },
     Free,
+    /// The handler gave up on its own (it saw a cancellation this actor did not order): the
+    /// task is freed, which the hub ignores when it is not ours any more.
+    FreeAborted(String),
     Exit,
     Nothing(TaskOutcome),
 }
@@ -190,7 +196,7 @@ impl Report {
             HandlerError::Refuse { soft, message } => Self::Refuse { soft, message },
             HandlerError::ServerRestart => Self::Free,
             HandlerError::ServerExit => Self::Exit,
-            HandlerError::Aborted(reason) => Self::Nothing(TaskOutcome::Aborted { reason }),
+            HandlerError::Aborted(reason) => Self::FreeAborted(reason),
         }
     }
 
@@ -228,6 +234,11 @@ impl Report {
                 TaskOutcome::Freed {
                     reason: "freed for a pending restart".to_owned(),
                 },
+                hub.free_tasks(&[task_id]).await,
+            ),
+            Self::FreeAborted(reason) => (
+                "host.freeTasks",
+                TaskOutcome::Freed { reason },
                 hub.free_tasks(&[task_id]).await,
             ),
             Self::Exit => {

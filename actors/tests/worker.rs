@@ -1319,3 +1319,31 @@ async fn weight_refused_on_a_task_still_ours_reraises_then_the_task_is_freed_and
     assert_eq!(h.hub.count("host.openTask"), 2);
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_policy_denial_inside_a_task_fails_the_task_with_it() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().fail_once.insert(
+        "host.subtask".into(),
+        koji_adjutant_actors::HubError::from_fault(
+            "host.subtask",
+            koji_adjutant_actors::Fault::new(
+                1004,
+                "ActionNotAllowed",
+                "policy violation (channel): denied",
+            ),
+        ),
+    );
+    let id = hub.create_task("waittest", vec![json!(1)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("failed", LONG, || h.hub.task(id).state == TaskState::Failed).await;
+    let Some(Err(fault)) = h.hub.task(id).result else {
+        panic!()
+    };
+    assert_eq!(
+        (fault.fault_code, fault.message.as_str()),
+        (1004, "policy violation (channel): denied")
+    );
+    h.stop().await;
+}
