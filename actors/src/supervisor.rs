@@ -22,7 +22,8 @@ use crate::handler::{
 use crate::hub::{HostHub, HubVersion, TaskHub, TaskInfo};
 use crate::logs::LogTails;
 use crate::policy::{
-    DumpPolicy, ImageSource, PolicyCache, ResolveImage, ResolvedImage, UpdatePolicySettings,
+    DumpPolicy, ImageSource, InvalidatePolicy, PolicyCache, ResolveImage, ResolvedImage,
+    UpdatePolicySettings,
 };
 use crate::poller::{HubPoller, Nudge, PollerCore, SetTaking, StopActor, UpdatePollerSettings};
 use crate::probe::{HostProbe, Notifier};
@@ -1142,6 +1143,16 @@ impl Handler<RegistryEvent> for Supervisor {
                 self.pending_registry.push(event);
                 Box::pin(async {})
             }
+        }
+    }
+}
+
+impl Handler<InvalidatePolicy> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, message: InvalidatePolicy, _ctx: &mut Context<Self>) {
+        if let Some(policy) = &self.policy.addr {
+            policy.do_send(message);
         }
     }
 }

@@ -1347,3 +1347,277 @@ async fn a_policy_denial_inside_a_task_fails_the_task_with_it() {
     );
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_task_cancelled_before_open_is_a_lost_race_not_an_error() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("sleep", vec![json!(1)]);
+    hub.lock().before_once.insert(
+        "host.openTask".into(),
+        Box::new(move |s: &mut HubState| {
+            s.tasks.get_mut(&id).unwrap().state = TaskState::Canceled;
+        }),
+    );
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("open attempted", LONG, || h.hub.count("host.openTask") == 1).await;
+    wait_until("next poll", LONG, || h.hub.count("host.getTasks") >= 2).await;
+    assert_eq!(h.hub.count("host.setTaskWeight"), 0);
+    assert_eq!(h.hub.count("subsession"), 0);
+    assert!(h.snapshot().running.is_empty());
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_task_freed_by_an_admin_is_aborted_and_runs_again() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("buildstep", vec![]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("step running", LONG, || {
+        h.runtime
+            .lock()
+            .execs_started
+            .iter()
+            .any(|(_, argv)| argv[0] == "sleep")
+    })
+    .await;
+    {
+        let mut s = h.hub.lock();
+        let task = s.tasks.get_mut(&id).unwrap();
+        task.state = TaskState::Free;
+        task.host_id = None;
+    }
+    wait_until("first container removed", LONG, || {
+        h.runtime
+            .lock()
+            .removed
+            .contains(&format!("koji-adjutant-w1-{id}-1"))
+    })
+    .await;
+    wait_until("second run", LONG, || h.hub.count("host.openTask") == 2).await;
+    assert_eq!(
+        h.hub.calls(900_002),
+        ["logout"],
+        "the first run reports nothing"
+    );
+    assert!(
+        matches!(&h.snapshot().recent[0].outcome, TaskOutcome::Aborted { reason } if reason.contains("freed"))
+    );
+    h.stop().await;
+}
+
+/// Waits on subtasks the way a build parent does: `failany`, optionally with a timeout.
+struct WaitHandler {
+    child_args: Vec<Value>,
+    timeout: Option<Duration>,
+}
+
+#[async_trait::async_trait]
+impl TaskHandler for WaitHandler {
+    fn weight(&self) -> f64 {
+        0.2
+    }
+
+    async fn run(&self, ctx: TaskContext) -> Result<Value, HandlerError> {
+        let mut children = Vec::new();
+        for (i, arg) in self.child_args.iter().enumerate() {
+            let options = koji_adjutant_actors::hub::SubtaskOptions {
+                label: Some(format!("child{i}")),
+                ..Default::default()
+            };
+            children.push(
+                ctx.hub
+                    .subtask(ctx.task_id, "sleep", vec![arg.clone()], &options)
+                    .await?,
+            );
+        }
+        let options = koji_adjutant_actors::handler::WaitOptions {
+            all: true,
+            failany: true,
+            canfail: Vec::new(),
+            timeout: self.timeout,
+        };
+        let results = ctx.wait(Some(children), options).await?;
+        Ok(json!(results.len()))
+    }
+}
+
+fn start_with_wait_handler(
+    hub: FakeHub,
+    child_args: Vec<Value>,
+    timeout: Option<Duration>,
+) -> Harness {
+    let mut handlers = HandlerRegistry::new();
+    register_builtin(&mut handlers);
+    let child_args = Arc::new(child_args);
+    handlers.register("waiter", move |_: &TaskRequest, _: &TaskInfo| {
+        Box::new(WaitHandler {
+            child_args: child_args.as_ref().clone(),
+            timeout,
+        }) as Box<dyn TaskHandler>
+    });
+    let probe = Arc::new(FakeProbe::default());
+    let notifier = Arc::new(RecordingNotifier::default());
+    let runtime = FakeRuntime::default();
+    let worker = Supervisor::start_worker(WorkerDeps {
+        hub: Arc::new(hub.clone()),
+        runtime: Arc::new(runtime.clone()),
+        probe: probe.clone(),
+        handlers: Arc::new(handlers),
+        notifier: notifier.clone(),
+        settings: settings(),
+    });
+    Harness {
+        hub,
+        runtime,
+        probe,
+        notifier,
+        worker,
+    }
+}
+
+#[actix_rt::test]
+async fn failany_cancels_the_other_children_and_fails_with_the_childs_fault() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let parent = hub.create_task("waiter", vec![]);
+    let h = start_with_wait_handler(hub, vec![json!("BAD_ARG"), json!(600)], None);
+    wait_until("parent failed", LONG, || {
+        h.hub.task(parent).state == TaskState::Failed
+    })
+    .await;
+    let Some(Err(fault)) = h.hub.task(parent).result else {
+        panic!()
+    };
+    assert!(
+        fault.message.contains("BAD_ARG"),
+        "the child's fault: {}",
+        fault.message
+    );
+    assert_eq!(h.hub.count("cancelTaskChildren"), 1);
+    let long_child = h
+        .hub
+        .lock()
+        .tasks
+        .values()
+        .find(|t| t.parent == Some(parent) && t.request == [json!(600)])
+        .unwrap()
+        .id;
+    wait_until("long child cancelled", LONG, || {
+        h.hub.task(long_child).state == TaskState::Canceled
+    })
+    .await;
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_wait_timeout_cancels_the_children() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let parent = hub.create_task("waiter", vec![]);
+    let h = start_with_wait_handler(hub, vec![json!(600)], Some(Duration::from_secs(30)));
+    wait_until("parent failed", LONG, || {
+        h.hub.task(parent).state == TaskState::Failed
+    })
+    .await;
+    let Some(Err(fault)) = h.hub.task(parent).result else {
+        panic!()
+    };
+    assert_eq!(fault.fault_code, 1000);
+    assert!(
+        fault.message.starts_with("Subtasks timed out after 3"),
+        "{}",
+        fault.message
+    );
+    assert_eq!(h.hub.count("cancelTaskChildren"), 1);
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn fork_runs_its_sleeps_in_one_container_that_goes_away() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("fork", vec![json!(3), json!(7)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("closed", LONG, || h.hub.task(id).state == TaskState::Closed).await;
+    assert_eq!(h.hub.task(id).result, Some(Ok(Value::Null)));
+    {
+        let runtime = h.runtime.lock();
+        assert_eq!(runtime.created.len(), 1);
+        assert_eq!(runtime.execs_started.len(), 3);
+        assert!(
+            runtime
+                .execs_started
+                .iter()
+                .all(|(_, argv)| argv == &["sleep", "7"])
+        );
+    }
+    wait_until("removed", LONG, || h.runtime.existing().is_empty()).await;
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn invalidating_the_policy_makes_the_next_lookup_ask_the_hub() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().build_configs.insert(
+        "f40-build".into(),
+        json!({"extra": {"adjutant_image_policy": {"rules": [{"type": "default", "image": "img:one"}]}}}),
+    );
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    let ask = || ResolveImage {
+        tag: Some("f40-build".into()),
+        event: None,
+        arch: "x86_64".into(),
+        task_type: "buildArch".into(),
+    };
+    assert_eq!(
+        h.worker.supervisor.send(ask()).await.unwrap().image,
+        "img:one"
+    );
+    h.hub.lock().build_configs.insert(
+        "f40-build".into(),
+        json!({"extra": {"adjutant_image_policy": {"rules": [{"type": "default", "image": "img:two"}]}}}),
+    );
+    assert_eq!(
+        h.worker.supervisor.send(ask()).await.unwrap().image,
+        "img:one",
+        "cached"
+    );
+    h.worker
+        .supervisor
+        .do_send(koji_adjutant_actors::policy::InvalidatePolicy {
+            tag: Some("f40-build".into()),
+        });
+    assert_eq!(
+        h.worker.supervisor.send(ask()).await.unwrap().image,
+        "img:two"
+    );
+    assert_eq!(h.hub.count("getBuildConfig"), 2);
+    h.stop().await;
+}
+
+#[actix_rt::test]
+async fn systemd_hears_ready_watchdog_status_and_stopping() {
+    tokio::time::pause();
+    let h = Harness::start(current_hub(), FakeRuntime::default(), settings());
+    wait_until("two polls", LONG, || h.hub.count("host.getTasks") == 2).await;
+    let notifier = h.notifier.clone();
+    h.stop().await;
+    let events = notifier.events.lock().unwrap().clone();
+    let first = |name: &str| {
+        events
+            .iter()
+            .position(|e| e.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {events:?}"))
+    };
+    assert!(first("READY") < first("STOPPING"));
+    assert!(events.iter().filter(|e| *e == "WATCHDOG").count() >= 2);
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "STATUS=ready: 0 of 10 tasks running"),
+        "{events:?}"
+    );
+}

@@ -46,6 +46,9 @@ pub struct Call {
     pub args: Value,
 }
 
+/// A one-shot change of the hub's state, run before a call is answered.
+pub type Hook = Box<dyn FnOnce(&mut HubState) + Send>;
+
 pub struct HubState {
     pub version: HubVersion,
     pub host: HostInfo,
@@ -63,6 +66,8 @@ pub struct HubState {
     pub fail_once: HashMap<String, HubError>,
     pub refusals: Vec<(i64, bool, String)>,
     pub session_start_ts: f64,
+    /// Runs once, before the named call is answered: for races (a cancel between two calls).
+    pub before_once: HashMap<String, Hook>,
 }
 
 #[derive(Clone)]
@@ -105,6 +110,7 @@ impl FakeHub {
                 fail_once: HashMap::new(),
                 refusals: Vec::new(),
                 session_start_ts: now_ts(),
+                before_once: HashMap::new(),
             })),
         }
     }
@@ -210,6 +216,9 @@ impl FakeHub {
         }
         if let Some(error) = s.fail_once.remove(method) {
             return Err(error);
+        }
+        if let Some(hook) = s.before_once.remove(method) {
+            hook(&mut s);
         }
         Ok(())
     }
