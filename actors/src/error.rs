@@ -12,9 +12,12 @@ pub mod fault_codes {
     pub const GENERIC_ERROR: i32 = 1000;
     pub const AUTH_ERROR: i32 = 1002;
     pub const ACTION_NOT_ALLOWED: i32 = 1004;
+    pub const AUTH_LOCK_ERROR: i32 = 1006;
     pub const AUTH_EXPIRED: i32 = 1007;
+    pub const SEQUENCE_ERROR: i32 = 1008;
     pub const RETRY_ERROR: i32 = 1009;
     pub const SERVER_OFFLINE: i32 = 1014;
+    pub const GSSAPI_AUTH_ERROR: i32 = 1023;
     pub const PARAMETER_ERROR: i32 = 1019;
 }
 
@@ -78,7 +81,8 @@ pub enum ErrorClass {
     FailTask,
     /// The hub says the task is not ours any more (ActionNotAllowed on an owner check).
     FreeTask,
-    /// Nothing sensible can continue (authentication refused, RetryError in the main loop).
+    /// Nothing sensible can continue (authentication refused, exclusive lock held elsewhere,
+    /// call sequence broken): the worker stops.
     Stop,
 }
 
@@ -104,15 +108,20 @@ impl HubError {
         }
     }
 
-    /// An error built from a fault, classified the way the hub client classifies faults.
+    /// An error built from a fault, classified the way the hub client's `classify()` does.
     pub fn from_fault(call: impl Into<String>, fault: Fault) -> Self {
         let class = match fault.fault_code {
             fault_codes::SERVER_OFFLINE => ErrorClass::Retry,
             fault_codes::AUTH_EXPIRED => ErrorClass::Relogin,
-            fault_codes::ACTION_NOT_ALLOWED => ErrorClass::FreeTask,
-            fault_codes::AUTH_ERROR | fault_codes::RETRY_ERROR | 1006 | 1008 | 1023 => {
-                ErrorClass::Stop
+            // Only the owner check means the task was taken back; other ActionNotAllowed
+            // faults (policy denials) are the task's failure.
+            fault_codes::ACTION_NOT_ALLOWED if fault.message.contains("does not own task") => {
+                ErrorClass::FreeTask
             }
+            fault_codes::AUTH_ERROR
+            | fault_codes::AUTH_LOCK_ERROR
+            | fault_codes::SEQUENCE_ERROR
+            | fault_codes::GSSAPI_AUTH_ERROR => ErrorClass::Stop,
             _ => ErrorClass::FailTask,
         };
         Self {
@@ -200,4 +209,50 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(code: i32, message: &str) -> ErrorClass {
+        HubError::from_fault("x", Fault::new(code, "", message)).class
+    }
+
+    #[test]
+    fn faults_are_classified_like_the_hub_client_does() {
+        assert_eq!(class(1014, "database outage"), ErrorClass::Retry);
+        assert_eq!(class(1007, "session expired"), ErrorClass::Relogin);
+        assert_eq!(
+            class(1004, "host 1 does not own task 15"),
+            ErrorClass::FreeTask
+        );
+        assert_eq!(
+            class(1004, "policy violation (build_from_srpm)"),
+            ErrorClass::FailTask
+        );
+        for code in [1002, 1006, 1008, 1023] {
+            assert_eq!(class(code, ""), ErrorClass::Stop, "{code}");
+        }
+        for code in [1, 1000, 1005, 1009, 1019, 4242] {
+            assert_eq!(class(code, ""), ErrorClass::FailTask, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_task_fails_with_the_hubs_own_fault_or_code_1() {
+        let fault = Fault::new(1005, "BuildError", "mock exited with status 1");
+        let from_hub: HandlerError =
+            HubError::from_fault("host.completeBuild", fault.clone()).into();
+        assert_eq!(from_hub, HandlerError::Fault(fault));
+        let transport = HubError::new("host.subtask", ErrorClass::Retry, "connection refused");
+        let HandlerError::Fault(plain) = transport.into() else {
+            panic!()
+        };
+        assert_eq!(plain.fault_code, 1);
+        assert_eq!(
+            plain.message,
+            "hub call host.subtask failed: connection refused"
+        );
+    }
 }
