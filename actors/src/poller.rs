@@ -502,17 +502,24 @@ impl PollerCore {
 }
 
 pub struct HubPoller {
+    /// Lent to the running cycle's future and returned when it ends.
     core: Option<PollerCore>,
     link: ChildLink,
     exit_reason: ExitReason,
     next_cycle: Option<SpawnHandle>,
     fast_until: Option<Instant>,
     last_taken: bool,
+    /// The authoritative copies of what messages change; handed to the core before each cycle,
+    /// so that a change that arrives while a cycle runs is not lost.
+    taking: bool,
+    live: LiveSettings,
 }
 
 impl HubPoller {
     pub fn new(core: PollerCore, link: ChildLink) -> Self {
         Self {
+            taking: core.taking,
+            live: core.settings.live.clone(),
             core: Some(core),
             link,
             exit_reason: ExitReason::Stopped,
@@ -529,6 +536,8 @@ impl HubPoller {
             self.schedule(Duration::from_secs(1), ctx);
             return;
         };
+        core.taking = self.taking;
+        core.settings.live = self.live.clone();
         let taken_before = self.last_taken;
         async move {
             let outcome = AssertUnwindSafe(core.cycle(taken_before))
@@ -610,10 +619,7 @@ impl HubPoller {
     }
 
     fn live(&self) -> LiveSettings {
-        self.core
-            .as_ref()
-            .map(|core| core.settings.live.clone())
-            .unwrap_or_default()
+        self.live.clone()
     }
 
     fn idle_delay(&self) -> Duration {
@@ -656,9 +662,7 @@ impl Handler<SetTaking> for HubPoller {
     type Result = ();
 
     fn handle(&mut self, message: SetTaking, _ctx: &mut Context<Self>) {
-        if let Some(core) = &mut self.core {
-            core.taking = message.0;
-        }
+        self.taking = message.0;
     }
 }
 
@@ -666,9 +670,7 @@ impl Handler<UpdatePollerSettings> for HubPoller {
     type Result = ();
 
     fn handle(&mut self, message: UpdatePollerSettings, _ctx: &mut Context<Self>) {
-        if let Some(core) = &mut self.core {
-            core.settings.live = message.0;
-        }
+        self.live = message.0;
     }
 }
 
