@@ -156,6 +156,15 @@ pub struct TaskPhaseChanged {
     pub at: SystemTime,
 }
 
+/// A detail of a running task for the dashboard.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TaskDescribed {
+    pub task_id: i64,
+    pub key: String,
+    pub value: String,
+}
+
 /// Records a task's phases: logged, counted in metrics and shown on the dashboard.
 #[derive(Clone)]
 pub struct PhaseReporter {
@@ -163,15 +172,22 @@ pub struct PhaseReporter {
     method: String,
     current: Arc<Mutex<TaskPhase>>,
     sink: Recipient<TaskPhaseChanged>,
+    details: Recipient<TaskDescribed>,
 }
 
 impl PhaseReporter {
-    pub fn new(task_id: i64, method: String, sink: Recipient<TaskPhaseChanged>) -> Self {
+    pub fn new(
+        task_id: i64,
+        method: String,
+        sink: Recipient<TaskPhaseChanged>,
+        details: Recipient<TaskDescribed>,
+    ) -> Self {
         Self {
             task_id,
             method,
             current: Arc::new(Mutex::new(TaskPhase::Opened)),
             sink,
+            details,
         }
     }
 
@@ -190,6 +206,15 @@ impl PhaseReporter {
             phase,
             waiting: false,
             at: SystemTime::now(),
+        });
+    }
+
+    /// Adds a detail the dashboard shows with the task (`tag`, `nvr`, `srpm`, …).
+    pub fn describe(&self, key: &str, value: &str) {
+        self.details.do_send(TaskDescribed {
+            task_id: self.task_id,
+            key: key.to_owned(),
+            value: value.to_owned(),
         });
     }
 

@@ -3,7 +3,7 @@
 //! The Supervisor owns the only writer; readers get an `Arc` of an immutable snapshot and never
 //! block an actor.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -63,6 +63,11 @@ pub struct RunningTask {
     pub task_id: i64,
     pub method: String,
     pub arch: String,
+    /// The hub's user id of the task's owner.
+    pub owner: Option<i64>,
+    pub parent: Option<i64>,
+    /// Details the handler published (`tag`, `nvr`, …).
+    pub details: BTreeMap<String, String>,
     pub weight: f64,
     pub started: SystemTime,
     pub phase: TaskPhase,
@@ -99,6 +104,7 @@ impl TaskOutcome {
 pub struct FinishedTask {
     pub task_id: i64,
     pub method: String,
+    pub details: BTreeMap<String, String>,
     pub started: SystemTime,
     pub finished: SystemTime,
     pub outcome: TaskOutcome,

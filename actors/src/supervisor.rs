@@ -6,7 +6,7 @@
 //! stops with the panic as its exit reason, and this Supervisor also checks every second that
 //! each child's mailbox is still connected, treating a silent death as a crash.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{
-    HandlerRegistry, PhaseReporter, TaskContainers, TaskContext, TaskHandler, TaskPhaseChanged,
-    TaskRequest, WorkerRequest,
+    HandlerRegistry, PhaseReporter, TaskContainers, TaskContext, TaskDescribed, TaskHandler,
+    TaskPhaseChanged, TaskRequest, WorkerRequest,
 };
 use crate::hub::{HostHub, HubVersion, TaskHub, TaskInfo};
 use crate::logs::LogTails;
@@ -522,6 +522,7 @@ impl Supervisor {
             self.history.push_back(FinishedTask {
                 task_id,
                 method: entry.view.method,
+                details: entry.view.details,
                 started: entry.view.started,
                 finished: SystemTime::now(),
                 outcome: TaskOutcome::Freed {
@@ -810,7 +811,12 @@ impl Handler<SpawnTask> for Supervisor {
             ctx.address().recipient(),
             cancel.clone(),
         );
-        let phases = PhaseReporter::new(task_id, method.clone(), ctx.address().recipient());
+        let phases = PhaseReporter::new(
+            task_id,
+            method.clone(),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+        );
         let context = TaskContext {
             task_id,
             info: message.info.clone(),
@@ -846,6 +852,9 @@ impl Handler<SpawnTask> for Supervisor {
                     task_id,
                     method,
                     arch: message.info.arch.clone(),
+                    owner: message.info.owner,
+                    parent: message.info.parent,
+                    details: BTreeMap::new(),
                     weight: message.weight,
                     started: now,
                     phase: TaskPhase::Opened,
@@ -931,6 +940,17 @@ impl Handler<TaskPhaseChanged> for Supervisor {
     }
 }
 
+impl Handler<TaskDescribed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, message: TaskDescribed, _ctx: &mut Context<Self>) {
+        if let Some(entry) = self.tasks.get_mut(&message.task_id) {
+            entry.view.details.insert(message.key, message.value);
+            self.publish();
+        }
+    }
+}
+
 impl Handler<TaskEnded> for Supervisor {
     type Result = ();
 
@@ -966,6 +986,7 @@ impl Handler<TaskEnded> for Supervisor {
         self.history.push_back(FinishedTask {
             task_id: message.task_id,
             method: entry.view.method,
+            details: entry.view.details,
             started: entry.view.started,
             finished: SystemTime::now(),
             outcome: message.outcome,

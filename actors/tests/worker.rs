@@ -115,6 +115,7 @@ impl TaskHandler for StepHandler {
             cap_add: Vec::new(),
             limits: ResourceLimits::default(),
         };
+        ctx.phases.describe("nvr", "slowpoke-1.0-1");
         let container = ctx
             .containers
             .create_and_start(&spec, PullPolicy::Never)
@@ -1162,6 +1163,12 @@ async fn container_registry_snapshot_shows_the_live_container() {
     assert_eq!(record.task_id, id);
     assert_eq!(record.name, format!("koji-adjutant-w1-{id}-1"));
     assert_eq!(h.worker.logs.tail(id, 10), ["hello from the build"]);
+    let running = h.snapshot().running[0].clone();
+    assert_eq!(
+        running.details.get("nvr").map(String::as_str),
+        Some("slowpoke-1.0-1")
+    );
+    assert_eq!(running.owner, Some(1));
     h.hub.cancel(id);
     wait_until("moved to history", LONG, || {
         h.worker.containers.live().is_empty() && h.worker.containers.history().len() == 1
