@@ -1628,3 +1628,35 @@ async fn systemd_hears_ready_watchdog_status_and_stopping() {
         "{events:?}"
     );
 }
+
+#[actix_rt::test]
+async fn a_task_reassigned_to_another_host_is_aborted_without_a_report() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("buildstep", vec![]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("step running", LONG, || {
+        h.runtime
+            .lock()
+            .execs_started
+            .iter()
+            .any(|(_, argv)| argv[0] == "sleep")
+    })
+    .await;
+    h.hub.lock().tasks.get_mut(&id).unwrap().host_id = Some(2);
+    wait_until("container removed", LONG, || {
+        h.runtime.existing().is_empty()
+    })
+    .await;
+    wait_until("actor gone", LONG, || h.snapshot().running.is_empty()).await;
+    assert_eq!(h.hub.task(id).reports, 0);
+    assert_eq!(
+        h.hub.task(id).host_id,
+        Some(2),
+        "the other host's task is left alone"
+    );
+    assert!(
+        matches!(&h.snapshot().recent[0].outcome, TaskOutcome::Aborted { reason } if reason.contains("reassigned"))
+    );
+    h.stop().await;
+}
