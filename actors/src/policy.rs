@@ -271,6 +271,7 @@ pub struct DumpPolicy;
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct UpdatePolicySettings {
+    pub enabled: bool,
     pub ttl: Duration,
     pub default_image: String,
 }
@@ -311,6 +312,7 @@ struct CacheEntry {
 
 pub struct PolicyCache {
     hub: Arc<dyn HostHub>,
+    enabled: bool,
     ttl: Duration,
     default_image: String,
     entries: HashMap<CacheKey, CacheEntry>,
@@ -329,6 +331,7 @@ pub struct PolicyCache {
 impl PolicyCache {
     pub fn new(
         hub: Arc<dyn HostHub>,
+        enabled: bool,
         ttl: Duration,
         default_image: String,
         link: ChildLink,
@@ -336,6 +339,7 @@ impl PolicyCache {
     ) -> Self {
         Self {
             hub,
+            enabled,
             ttl,
             default_image,
             entries: HashMap::new(),
@@ -480,7 +484,7 @@ impl Handler<ResolveImage> for PolicyCache {
     type Result = ResponseFuture<ResolvedImage>;
 
     fn handle(&mut self, request: ResolveImage, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(tag) = request.tag.clone() else {
+        let Some(tag) = request.tag.clone().filter(|_| self.enabled) else {
             let answer = self.config_default();
             return Box::pin(async move { answer });
         };
@@ -578,6 +582,7 @@ impl Handler<UpdatePolicySettings> for PolicyCache {
             self.default_image = message.default_image;
         }
         self.ttl = message.ttl;
+        self.enabled = message.enabled;
     }
 }
 

@@ -19,8 +19,11 @@ pub struct WorkerSettings {
     /// Backoff of the long-lived actors' restarts: first delay, doubled up to `restart_backoff_max`.
     pub restart_backoff_initial: Duration,
     pub restart_backoff_max: Duration,
-    /// How long a finished task stays in the snapshot's history.
-    pub history_ttl: Duration,
+    /// How long a finished task stays in the snapshot's history (`monitoring_task_history_ttl`).
+    pub task_history_ttl: Duration,
+    /// How long a removed container stays in the registry's history
+    /// (`monitoring_container_history_ttl`).
+    pub container_history_ttl: Duration,
     pub live: LiveSettings,
 }
 
@@ -43,6 +46,9 @@ pub struct LiveSettings {
     /// The image of last resort (`task_image_default`).
     pub task_image_default: String,
     pub pull_policy: PullPolicy,
+    /// Ask the hub's `adjutant_image_policy` at all (`policy_enabled`); when off every task
+    /// gets `task_image_default`.
+    pub policy_enabled: bool,
     pub policy_cache_ttl: Duration,
     /// Memory, CPU and pids limits for the containers of tasks started from now on.
     pub task_limits: ResourceLimits,
@@ -56,7 +62,8 @@ impl Default for WorkerSettings {
             task_avail_delay: Duration::from_secs(300),
             restart_backoff_initial: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(60),
-            history_ttl: Duration::from_secs(3600),
+            task_history_ttl: Duration::from_secs(86_400),
+            container_history_ttl: Duration::from_secs(3600),
             live: LiveSettings::default(),
         }
     }
@@ -74,6 +81,7 @@ impl Default for LiveSettings {
             drain_timeout: Duration::ZERO,
             task_image_default: "registry.fedoraproject.org/fedora:latest".to_owned(),
             pull_policy: PullPolicy::IfNotPresent,
+            policy_enabled: true,
             policy_cache_ttl: Duration::from_secs(300),
             task_limits: ResourceLimits::default(),
         }
@@ -99,8 +107,11 @@ impl WorkerSettings {
         {
             changed.push("restart_backoff");
         }
-        if self.history_ttl != new.history_ttl {
-            changed.push("monitoring_history_ttl");
+        if self.task_history_ttl != new.task_history_ttl {
+            changed.push("monitoring_task_history_ttl");
+        }
+        if self.container_history_ttl != new.container_history_ttl {
+            changed.push("monitoring_container_history_ttl");
         }
         changed
     }

@@ -348,6 +348,7 @@ impl Supervisor {
                 self.policy.addr = Some(
                     PolicyCache::new(
                         Arc::clone(&self.deps.hub),
+                        live.policy_enabled,
                         live.policy_cache_ttl,
                         live.task_image_default.clone(),
                         link,
@@ -365,7 +366,7 @@ impl Supervisor {
                     Arc::clone(&self.registry_state),
                     Arc::clone(&self.deps.runtime),
                     self.deps.settings.worker_id.clone(),
-                    self.deps.settings.history_ttl,
+                    self.deps.settings.container_history_ttl,
                     link,
                     std::mem::take(&mut self.pending_registry),
                 )
@@ -551,7 +552,7 @@ impl Supervisor {
     }
 
     fn prune_history(&mut self) {
-        let ttl = self.deps.settings.history_ttl;
+        let ttl = self.deps.settings.task_history_ttl;
         let now = SystemTime::now();
         self.history.retain(|task| {
             now.duration_since(task.finished)
@@ -1126,6 +1127,7 @@ impl Handler<WorkerSignal> for Supervisor {
                 }
                 if let Some(policy) = &self.policy.addr {
                     policy.do_send(UpdatePolicySettings {
+                        enabled: live.policy_enabled,
                         ttl: live.policy_cache_ttl,
                         default_image: live.task_image_default.clone(),
                     });

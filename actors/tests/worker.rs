@@ -1660,3 +1660,38 @@ async fn a_task_reassigned_to_another_host_is_aborted_without_a_report() {
     );
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn with_the_policy_disabled_every_task_gets_the_default_image_without_asking_the_hub() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().build_configs.insert(
+        "f40-build".into(),
+        json!({"extra": {"adjutant_image_policy": {"rules": [{"type": "default", "image": "img:hub"}]}}}),
+    );
+    let mut s = settings();
+    s.live.policy_enabled = false;
+    s.live.task_image_default = "img:config".into();
+    let h = Harness::start(hub, FakeRuntime::default(), s.clone());
+    let ask = || ResolveImage {
+        tag: Some("f40-build".into()),
+        event: None,
+        arch: "x86_64".into(),
+        task_type: "buildArch".into(),
+    };
+    assert_eq!(
+        h.worker.supervisor.send(ask()).await.unwrap().image,
+        "img:config"
+    );
+    assert_eq!(h.hub.count("getBuildConfig"), 0);
+    // Turned on with SIGHUP.
+    s.live.policy_enabled = true;
+    h.worker
+        .supervisor
+        .do_send(WorkerSignal::Reload(Box::new(s)));
+    assert_eq!(
+        h.worker.supervisor.send(ask()).await.unwrap().image,
+        "img:hub"
+    );
+    h.stop().await;
+}
