@@ -404,8 +404,32 @@ impl TaskContainers {
         outcome
     }
 
-    /// Kills and removes every container of the task. Errors are logged, not returned: the
-    /// orphan reaper is the second line of defence.
+    pub fn runtime(&self) -> Arc<dyn ContainerRuntime> {
+        Arc::clone(&self.runtime)
+    }
+
+    /// Every name this task used (the ones just swept plus every deterministic name handed
+    /// out), for a last sweep after an abort.
+    pub fn removed_names_for_resweep(&self, swept: Vec<String>) -> Vec<ContainerHandle> {
+        let mut names: Vec<String> = swept;
+        let used = self.serial.load(Ordering::Relaxed);
+        for n in 1..=used {
+            let name = format!("koji-adjutant-{}-{}-{n}", self.worker_id, self.task_id);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| ContainerHandle {
+                id: String::new(),
+                name,
+            })
+            .collect()
+    }
+
+    /// Kills and removes every container of the task, and returns the names it tried. Errors
+    /// are logged, not returned: the orphan reaper is the second line of defence.
     pub async fn remove_all(&self) -> Vec<String> {
         let mut removed = Vec::new();
         for handle in self.take_owned() {
@@ -416,7 +440,6 @@ impl TaskContainers {
                 Ok(()) => {
                     metrics::counter!("adjutant_container_removals_total", "outcome" => "ok")
                         .increment(1);
-                    removed.push(handle.name.clone());
                 }
                 Err(error) => {
                     metrics::counter!("adjutant_container_removals_total", "outcome" => "error")
@@ -425,6 +448,7 @@ impl TaskContainers {
                         "could not remove the task's container; the orphan reaper will retry");
                 }
             }
+            removed.push(handle.name.clone());
             self.registry
                 .do_send(RegistryEvent::Removed { name: handle.name });
         }

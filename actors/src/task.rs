@@ -319,10 +319,24 @@ impl Handler<AbortTask> for TaskActor {
                     () = tokio::time::sleep(grace) => {}
                 }
             }
-            // Removing the containers ends whatever step runs in them at once.
-            containers.remove_all().await;
+            // Stop the handler first, so that it cannot create a container after the sweep;
+            // removing the containers then ends whatever step ran in them.
             if let Some(run) = run_abort {
                 run.abort();
+            }
+            let removed = containers.remove_all().await;
+            // A `podman create` that was in flight when the handler stopped may still finish
+            // after the sweep: remove those names once more a little later (removal by name is
+            // idempotent). Detached, because this actor is about to stop.
+            let remembered = containers.removed_names_for_resweep(removed);
+            if !remembered.is_empty() {
+                let runtime = containers.runtime();
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    for handle in remembered {
+                        let _ = runtime.remove(&handle, true).await;
+                    }
+                });
             }
             let _ = AssertUnwindSafe(hub.logout()).catch_unwind().await;
         }

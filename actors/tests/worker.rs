@@ -1695,3 +1695,31 @@ async fn with_the_policy_disabled_every_task_gets_the_default_image_without_aski
     );
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_container_whose_create_was_in_flight_at_cancel_is_still_removed() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("buildstep", vec![]);
+    let runtime = FakeRuntime::default();
+    *runtime.create_lag.lock().unwrap() = Duration::from_secs(3);
+    let h = Harness::start(hub, runtime, settings());
+    wait_until("registered", LONG, || {
+        !h.worker.containers.live().is_empty()
+    })
+    .await;
+    h.hub.cancel(id);
+    wait_until("task actor gone", LONG, || h.snapshot().running.is_empty()).await;
+    // The create finishes after the abort's sweep…
+    wait_until("late container appeared", LONG, || {
+        h.runtime.lock().created.len() == 1
+    })
+    .await;
+    // …and the second sweep removes it.
+    wait_until("late container removed", Duration::from_secs(10), || {
+        h.runtime.existing().is_empty()
+    })
+    .await;
+    assert_eq!(h.hub.task(id).reports, 0);
+    h.stop().await;
+}

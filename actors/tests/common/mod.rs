@@ -778,6 +778,9 @@ pub struct RuntimeState {
 pub struct FakeRuntime {
     pub state: Arc<Mutex<RuntimeState>>,
     pub reap_panics: Arc<AtomicU32>,
+    /// When set, `create` takes this long, and the container appears at the end even if the
+    /// caller gave up meanwhile (as a `podman create` whose client was killed may).
+    pub create_lag: Arc<Mutex<Duration>>,
 }
 
 impl FakeRuntime {
@@ -804,6 +807,24 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
+        let lag = *self.create_lag.lock().unwrap();
+        if !lag.is_zero() {
+            let runtime = self.clone();
+            let name = spec.name.clone();
+            let labels = spec.labels.clone();
+            let done = tokio::task::spawn_local(async move {
+                tokio::time::sleep(lag).await;
+                let mut s = runtime.lock();
+                s.created.push(name.clone());
+                s.existing.insert(name.clone(), labels);
+                s.kill_switches.insert(name, CancellationToken::new());
+            });
+            let _ = done.await;
+            return Ok(ContainerHandle {
+                id: format!("id-{}", spec.name),
+                name: spec.name.clone(),
+            });
+        }
         let mut s = self.lock();
         s.created.push(spec.name.clone());
         s.existing.insert(spec.name.clone(), spec.labels.clone());
