@@ -6,6 +6,24 @@
 //! A [`supervisor::Supervisor`] actor spawns the [`poller::HubPoller`] (kojid's main loop), the
 //! [`policy::PolicyCache`] (image selection), the [`registry::ContainerRegistry`] and one
 //! [`task::TaskActor`] per task. See `docs/worker.md` for the behaviour.
+//!
+//! Wiring, inside an actix `System` (TaskActors use `spawn_local`):
+//!
+//! ```ignore
+//! let mut handlers = HandlerRegistry::new();
+//! koji_adjutant_actors::builtin::register_builtin(&mut handlers);
+//! let worker = Supervisor::start_worker(WorkerDeps {
+//!     hub,                 // Arc<dyn HostHub>, logged in
+//!     runtime,             // Arc<dyn ContainerRuntime>
+//!     probe: Arc::new(SystemProbe),
+//!     handlers: Arc::new(handlers),
+//!     notifier,            // Arc<dyn Notifier> (sd_notify)
+//!     settings,            // WorkerSettings from the config
+//! });
+//! // OS signals → worker.supervisor.do_send(WorkerSignal::Terminate | Interrupt | …);
+//! // the web layer reads worker.snapshot, worker.containers and worker.logs;
+//! match worker.exit.await { Ok(WorkerExit::Restart) => /* re-exec */, … }
+//! ```
 
 pub mod builtin;
 pub mod error;
