@@ -64,6 +64,8 @@ pub struct PollerCore {
     taking: bool,
     /// Legacy protocol: when this host first saw each FREE task (the avail delay's clock).
     first_seen: HashMap<i64, Instant>,
+    /// Whether the last full cycle found the worker ready; probes are pointless otherwise.
+    last_ready: bool,
 }
 
 /// What one cycle tells the actor.
@@ -93,6 +95,7 @@ impl PollerCore {
             host_data_sent: None,
             taking,
             first_seen: HashMap::new(),
+            last_ready: false,
         }
     }
 
@@ -166,6 +169,7 @@ impl PollerCore {
             }
         }
         self.report_status(task_load, &readiness);
+        self.last_ready = readiness.ready;
         if !readiness.ready {
             return Ok(CycleOutcome { taken: false });
         }
@@ -174,6 +178,39 @@ impl PollerCore {
             _ => self.take_assigned(me, &running).await?,
         };
         Ok(CycleOutcome { taken })
+    }
+
+    /// The fast poll between full cycles: one hub call that tells whether a task is waiting
+    /// for us, so that an idle worker stays at about one call a second.
+    async fn probe(&mut self) -> Result<bool, HubError> {
+        let Some(me) = self.host_id else {
+            return Ok(true);
+        };
+        if !self.last_ready || !self.taking {
+            return Ok(false);
+        }
+        let running = self.running().await;
+        let local: HashSet<i64> = running.tasks.iter().map(|t| t.task_id).collect();
+        let protocol = self
+            .version
+            .map(HubVersion::protocol)
+            .unwrap_or(SchedulingProtocol::Assigned);
+        let found = match protocol {
+            SchedulingProtocol::Legacy => {
+                self.hub.get_load_data().await?.tasks.iter().any(|task| {
+                    !local.contains(&task.id)
+                        && self.handlers.get(&task.method).is_some()
+                        && (task.state == TaskState::Free
+                            || (task.state == TaskState::Assigned && task.host_id == Some(me)))
+                })
+            }
+            _ => self.hub.get_tasks().await?.iter().any(|task| {
+                !local.contains(&task.id)
+                    && task.state == TaskState::Assigned
+                    && task.host_id == Some(me)
+            }),
+        };
+        Ok(found)
     }
 
     fn report_status(&self, task_load: f64, readiness: &Readiness) {
@@ -234,15 +271,17 @@ impl PollerCore {
             .filter(|t| !open_ids.contains(&t.task_id))
         {
             let info = self.hub.get_task_info(task.task_id, false).await?;
-            let reason = if info.state == TaskState::Canceled {
-                Some(AbortReason::Canceled)
-            } else if info.host_id.is_none() {
-                Some(AbortReason::Freed)
-            } else if info.host_id != Some(me) {
-                Some(AbortReason::Reassigned)
-            } else {
+            // kojid aborts on CANCELED or a different host. A task that went back to FREE or
+            // ASSIGNED was taken back too, even when the scheduler has already handed it to us
+            // again: the old run must stop before the new one starts.
+            let reason = match info.state {
+                TaskState::Canceled => Some(AbortReason::Canceled),
+                TaskState::Free => Some(AbortReason::Freed),
+                TaskState::Assigned if info.host_id == Some(me) => Some(AbortReason::Freed),
+                _ if info.host_id.is_none() => Some(AbortReason::Freed),
+                _ if info.host_id != Some(me) => Some(AbortReason::Reassigned),
                 // CLOSED or FAILED and the actor is still finishing: lingering, leave it.
-                None
+                _ => None,
             };
             if let Some(reason) = reason {
                 self.supervisor.do_send(crate::supervisor::AbortTaskById {
@@ -513,6 +552,15 @@ pub struct HubPoller {
     /// so that a change that arrives while a cycle runs is not lost.
     taking: bool,
     live: LiveSettings,
+    /// When the last full cycle ended: the next one is due `sleeptime` later at the latest.
+    last_full: Instant,
+}
+
+/// What the next scheduled poll does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Poll {
+    Full,
+    Probe,
 }
 
 impl HubPoller {
@@ -526,6 +574,54 @@ impl HubPoller {
             next_cycle: None,
             fast_until: None,
             last_taken: false,
+            last_full: Instant::now(),
+        }
+    }
+
+    fn run_probe(&mut self, ctx: &mut Context<Self>) {
+        self.next_cycle = None;
+        let Some(mut core) = self.core.take() else {
+            self.schedule_poll(Poll::Full, Duration::from_secs(1), ctx);
+            return;
+        };
+        core.taking = self.taking;
+        async move {
+            let outcome = AssertUnwindSafe(core.probe()).catch_unwind().await;
+            (core, outcome)
+        }
+        .into_actor(self)
+        .map(|(core, outcome), act, ctx| match outcome {
+            Err(panic) => {
+                act.exit_reason = ExitReason::Panicked(panic_message(&panic));
+                ctx.stop();
+            }
+            Ok(result) => {
+                act.core = Some(core);
+                match result {
+                    Ok(true) => act.schedule_poll(Poll::Full, Duration::ZERO, ctx),
+                    Ok(false) => act.schedule_idle(ctx),
+                    Err(error) => {
+                        act.handle_error(error, ctx);
+                        act.schedule_idle(ctx);
+                    }
+                }
+            }
+        })
+        .spawn(ctx);
+    }
+
+    /// Between full cycles: probe every `fast_poll_interval` (at least 1 s) while the fast
+    /// window lasts, and run a full cycle (the heartbeat) every `sleeptime` regardless.
+    fn schedule_idle(&mut self, ctx: &mut Context<Self>) {
+        let live = self.live();
+        let now = Instant::now();
+        let full_in = (self.last_full + live.sleeptime).saturating_duration_since(now);
+        let fast = live.fast_poll_interval.max(Duration::from_secs(1));
+        match self.fast_until {
+            Some(until) if now < until && fast < full_in => {
+                self.schedule_poll(Poll::Probe, fast, ctx)
+            }
+            _ => self.schedule_poll(Poll::Full, full_in, ctx),
         }
     }
 
@@ -533,7 +629,7 @@ impl HubPoller {
         self.next_cycle = None;
         let Some(mut core) = self.core.take() else {
             // A re-login holds the core; try again shortly.
-            self.schedule(Duration::from_secs(1), ctx);
+            self.schedule_poll(Poll::Full, Duration::from_secs(1), ctx);
             return;
         };
         core.taking = self.taking;
@@ -571,12 +667,12 @@ impl HubPoller {
             self.fast_until = Some(Instant::now() + self.live().fast_poll_window);
         }
         self.last_taken = taken;
-        let delay = if taken {
-            Duration::ZERO
+        self.last_full = Instant::now();
+        if taken {
+            self.schedule_poll(Poll::Full, Duration::ZERO, ctx);
         } else {
-            self.idle_delay()
-        };
-        self.schedule(delay, ctx);
+            self.schedule_idle(ctx);
+        }
     }
 
     fn handle_error(&mut self, error: HubError, ctx: &mut Context<Self>) {
@@ -622,24 +718,14 @@ impl HubPoller {
         self.live.clone()
     }
 
-    fn idle_delay(&self) -> Duration {
-        let live = self.live();
-        match self.fast_until {
-            Some(until) if Instant::now() < until => {
-                // Never faster than once a second, whatever the setting says.
-                live.fast_poll_interval
-                    .max(Duration::from_secs(1))
-                    .min(live.sleeptime)
-            }
-            _ => live.sleeptime,
-        }
-    }
-
-    fn schedule(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+    fn schedule_poll(&mut self, poll: Poll, delay: Duration, ctx: &mut Context<Self>) {
         if let Some(handle) = self.next_cycle.take() {
             ctx.cancel_future(handle);
         }
-        self.next_cycle = Some(ctx.run_later(delay, |act, ctx| act.run_cycle(ctx)));
+        self.next_cycle = Some(ctx.run_later(delay, move |act, ctx| match poll {
+            Poll::Full => act.run_cycle(ctx),
+            Poll::Probe => act.run_probe(ctx),
+        }));
     }
 }
 
@@ -678,11 +764,13 @@ impl Handler<Nudge> for HubPoller {
     type Result = ();
 
     fn handle(&mut self, _: Nudge, ctx: &mut Context<Self>) {
-        self.fast_until = Some(Instant::now() + self.live().fast_poll_window);
-        // Only reschedule a sleeping poller; a running cycle schedules its own successor.
+        let live = self.live();
+        self.fast_until = Some(Instant::now() + live.fast_poll_window);
+        // A slot just freed up: a full cycle soon (readiness has changed). Only a sleeping
+        // poller is rescheduled; a running cycle schedules its own successor.
         if self.next_cycle.is_some() {
-            let delay = self.idle_delay();
-            self.schedule(delay, ctx);
+            let soon = live.fast_poll_interval.max(Duration::from_secs(1));
+            self.schedule_poll(Poll::Full, soon, ctx);
         }
     }
 }

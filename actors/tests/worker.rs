@@ -1260,15 +1260,42 @@ async fn polls_fast_for_a_while_after_a_task_ends() {
         "fast poll: {:?}",
         start.elapsed()
     );
-    // After the window (30 s), back to sleeptime; never faster than once a second meanwhile.
-    let before = h.hub.count("host.getTasks");
+    // During the window (30 s): about one call a second, a full cycle (the heartbeat) every
+    // sleeptime, and a task assigned meanwhile is picked up within about a second.
+    let calls_before = h.hub.all_calls().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let next = h.hub.create_task("sleep", vec![json!(1)]);
+    let assigned = tokio::time::Instant::now();
+    wait_until("picked up", LONG, || h.hub.count("host.openTask") == 2).await;
+    assert!(
+        assigned.elapsed() <= Duration::from_millis(1100),
+        "pickup took {:?}",
+        assigned.elapsed()
+    );
+    wait_until("closed", LONG, || {
+        h.hub.task(next).state == TaskState::Closed
+    })
+    .await;
+    let calls_before_idle = h.hub.all_calls().len();
+    let heartbeats_before_idle = h.hub.count("host.updateHost");
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let in_window = h.hub.count("host.getTasks") - before;
-    assert!((20..=31).contains(&in_window), "{in_window} polls in 30 s");
+    let calls = h.hub.all_calls().len() - calls_before_idle;
+    let heartbeats = h.hub.count("host.updateHost") - heartbeats_before_idle;
+    assert!(calls <= 45, "{calls} hub calls in a 30 s fast window");
+    assert!(
+        (2..=3).contains(&heartbeats),
+        "{heartbeats} heartbeats in 30 s"
+    );
+    assert!(
+        h.hub.all_calls().len() - calls_before >= 30,
+        "it did poll fast"
+    );
+    // After the window, back to a full cycle every sleeptime.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let settled = h.hub.count("host.getTasks");
+    let settled = h.hub.all_calls().len();
     tokio::time::sleep(Duration::from_secs(31)).await;
-    assert!(h.hub.count("host.getTasks") - settled <= 3, "idle again");
+    let idle_calls = h.hub.all_calls().len() - settled;
+    assert!(idle_calls <= 3 * 5, "{idle_calls} calls in 31 idle seconds");
     h.stop().await;
 }
 
