@@ -93,7 +93,7 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
-        summary("pickup, fast-poll window (1 s cycle)", hot);
+        summary("pickup, fast-poll window (1 s probe)", hot);
 
         // Burst: 32 tasks assigned at once.
         let rss_before = rss_kib();
