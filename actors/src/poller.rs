@@ -24,8 +24,8 @@ use crate::registry::panic_message;
 use crate::settings::{LiveSettings, WorkerSettings};
 use crate::snapshot::Readiness;
 use crate::supervisor::{
-    ChildLink, ExitReason, GetRunningTasks, PollerFatal, PollerStatus, RunningSet, SpawnTask,
-    Supervisor,
+    ChildLink, ExitReason, GetRunningTasks, PollerFatal, PollerProblem, PollerStatus, RunningSet,
+    SpawnTask, Supervisor,
 };
 use crate::task::AbortReason;
 
@@ -554,6 +554,7 @@ pub struct HubPoller {
     live: LiveSettings,
     /// When the last full cycle ended: the next one is due `sleeptime` later at the latest.
     last_full: Instant,
+    supervisor: Addr<Supervisor>,
 }
 
 /// What the next scheduled poll does.
@@ -568,6 +569,7 @@ impl HubPoller {
         Self {
             taking: core.taking,
             live: core.settings.live.clone(),
+            supervisor: core.supervisor.clone(),
             core: Some(core),
             link,
             exit_reason: ExitReason::Stopped,
@@ -678,6 +680,9 @@ impl HubPoller {
     fn handle_error(&mut self, error: HubError, ctx: &mut Context<Self>) {
         metrics::counter!("adjutant_poll_errors_total", "class" => format!("{:?}", error.class))
             .increment(1);
+        self.supervisor.do_send(PollerProblem {
+            message: error.to_string(),
+        });
         match error.class {
             ErrorClass::Stop => {
                 tracing::error!(%error, "authentication error; the worker stops");

@@ -176,6 +176,13 @@ pub struct PollerStatus {
     pub session_start_ts: Option<f64>,
 }
 
+/// A poll cycle failed: the worker does not know whether it is ready until the next one works.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PollerProblem {
+    pub message: String,
+}
+
 /// The poller cannot go on (authentication refused): shut down and exit with an error.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -1043,6 +1050,20 @@ impl Handler<PollerStatus> for Supervisor {
             ),
             Some(reason) => format!("not ready ({reason}): {} tasks running", self.tasks.len()),
         });
+        self.publish();
+    }
+}
+
+impl Handler<PollerProblem> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, problem: PollerProblem, _ctx: &mut Context<Self>) {
+        self.snapshot.readiness = Readiness {
+            ready: false,
+            reason: Some(format!("the last poll failed: {}", problem.message)),
+        };
+        self.warnings.push("hub_poller", problem.message);
+        metrics::gauge!("adjutant_ready").set(0.0);
         self.publish();
     }
 }

@@ -1211,6 +1211,12 @@ async fn a_failed_cycle_is_retried_on_the_next_one() {
         h.hub.task(id).state == TaskState::Closed
     })
     .await;
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("database outage"))
+    );
     let main = h.hub.calls(MAIN);
     // The failed iteration stops where it failed, as kojid's does.
     assert_eq!(
