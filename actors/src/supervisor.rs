@@ -7,10 +7,12 @@
 //! each child's mailbox is still connected, treating a silent death as a crash.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
+use futures::FutureExt;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +29,9 @@ use crate::policy::{
 };
 use crate::poller::{HubPoller, Nudge, PollerCore, SetTaking, StopActor, UpdatePollerSettings};
 use crate::probe::{HostProbe, Notifier};
-use crate::registry::{ContainerRegistry, RegistryEvent, RegistryReader, RegistryState};
+use crate::registry::{
+    ContainerRegistry, RegistryEvent, RegistryReader, RegistryState, panic_message,
+};
 use crate::runtime::{ContainerHandle, ContainerRuntime};
 use crate::settings::WorkerSettings;
 use crate::snapshot::{
@@ -248,6 +252,14 @@ struct TaskEntry {
     view: RunningTask,
     /// Its mailbox was found closed once; a second time means the actor died.
     suspect: bool,
+}
+
+/// Runs the Supervisor's own hub and runtime calls so that a panicking adapter cannot take the
+/// root of the worker down with it.
+async fn guarded(what: &'static str, work: impl std::future::Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(work).catch_unwind().await {
+        tracing::error!(what, panic = %panic_message(&panic), "the supervisor's clean-up panicked");
+    }
 }
 
 /// How long aborted tasks get to clean up before the worker frees them and logs out anyway.
@@ -515,7 +527,7 @@ impl Supervisor {
             let registry = ctx.address();
             let subsession = entry.subsession_id;
             ctx.spawn(
-                async move {
+                guarded("dead task clean-up", async move {
                     for container in containers {
                         if let Err(error) = runtime.remove(&container, true).await {
                             tracing::warn!(container = %container.name, %error, "could not remove the container of a dead task");
@@ -524,7 +536,7 @@ impl Supervisor {
                     }
                     let _ = hub.free_tasks(&[task_id]).await;
                     let _ = hub.logout_child(subsession).await;
-                }
+                })
                 .into_actor(self),
             );
             self.history.push_back(FinishedTask {
@@ -652,7 +664,7 @@ impl Supervisor {
         ids.extend(self.tasks.keys().copied());
         ids.sort_unstable();
         ids.dedup();
-        async move {
+        guarded("shutdown", async move {
             if let Err(error) = hub.free_tasks(&ids).await {
                 tracing::warn!(%error, "could not free the tasks at shutdown; the hub frees them after its host timeout");
             }
@@ -662,7 +674,7 @@ impl Supervisor {
             if let Err(error) = hub.logout().await {
                 tracing::warn!(%error, "logout failed");
             }
-        }
+        })
         .into_actor(self)
         .map(|(), act, ctx| act.exit_now(ctx))
         .wait(ctx);
@@ -683,12 +695,12 @@ impl Supervisor {
             poller.do_send(StopActor);
         }
         let hub = Arc::clone(&self.deps.hub);
-        async move {
+        guarded("logout before restart", async move {
             // The new process asks for an exclusive session, which this one must release.
             if let Err(error) = hub.logout().await {
                 tracing::warn!(%error, "logout before restart failed");
             }
-        }
+        })
         .into_actor(self)
         .map(|(), act, ctx| act.exit_now(ctx))
         .wait(ctx);
@@ -800,10 +812,10 @@ impl Handler<SpawnTask> for Supervisor {
             let hub = Arc::clone(&self.deps.hub);
             let subsession = Arc::clone(&message.hub);
             ctx.spawn(
-                async move {
+                guarded("freeing a task opened during shutdown", async move {
                     let _ = hub.free_tasks(&[task_id]).await;
                     let _ = subsession.logout().await;
-                }
+                })
                 .into_actor(self),
             );
             return false;
@@ -976,11 +988,11 @@ impl Handler<TaskEnded> for Supervisor {
         // kojid's parent logs the child's subsession out once the task process is gone.
         if self.state != WorkerState::Stopped {
             ctx.spawn(
-                async move {
+                guarded("logoutChild", async move {
                     if let Err(error) = hub.logout_child(subsession).await {
                         tracing::debug!(%error, "logoutChild failed");
                     }
-                }
+                })
                 .into_actor(self),
             );
         }

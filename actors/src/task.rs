@@ -150,7 +150,18 @@ impl TaskActor {
         let containers = self.context.containers.clone();
         let worker = self.links.worker.clone();
         async move {
-            let outcome = report.send(task_id, hub.as_ref(), &worker).await;
+            let outcome = AssertUnwindSafe(report.send(task_id, hub.as_ref(), &worker))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let message = panic_message(&panic);
+                    tracing::error!(task_id, panic = %message, "reporting the task's result panicked");
+                    TaskOutcome::Aborted {
+                        reason: format!("reporting the result panicked: {message}"),
+                    }
+                });
+            // Not guarded: if removal itself panics, this actor dies and the Supervisor's
+            // liveness check removes the containers from the registry's records instead.
             containers.remove_all().await;
             let _ = AssertUnwindSafe(hub.logout()).catch_unwind().await;
             outcome

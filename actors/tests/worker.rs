@@ -1756,3 +1756,42 @@ async fn a_container_whose_create_was_in_flight_at_cancel_is_still_removed() {
     assert_eq!(h.hub.task(id).reports, 0);
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_task_actor_that_dies_is_cleaned_up_by_the_supervisor() {
+    tokio::time::pause();
+    let hub = current_hub();
+    let id = hub.create_task("fork", vec![json!(1), json!(2)]);
+    let runtime = FakeRuntime::default();
+    // The actor's own container removal panics: nothing inside the actor catches that.
+    runtime.remove_panics.store(1, Ordering::SeqCst);
+    let h = Harness::start(hub, runtime, settings());
+    wait_until("task closed", LONG, || {
+        h.hub.task(id).state == TaskState::Closed
+    })
+    .await;
+    wait_until("cleaned up", LONG, || h.snapshot().running.is_empty()).await;
+    wait_until("container removed", LONG, || {
+        h.runtime.existing().is_empty()
+    })
+    .await;
+    let recent = h.snapshot().recent[0].clone();
+    assert!(
+        matches!(&recent.outcome, TaskOutcome::Freed { reason } if reason.contains("actor died")),
+        "{recent:?}"
+    );
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("died without reporting"))
+    );
+    assert_eq!(h.hub.task(id).reports, 1, "its report stands");
+    // The worker carries on.
+    let next = h.hub.create_task("sleep", vec![json!(1)]);
+    wait_until("next closes", LONG, || {
+        h.hub.task(next).state == TaskState::Closed
+    })
+    .await;
+    h.stop().await;
+}

@@ -778,6 +778,7 @@ pub struct RuntimeState {
 pub struct FakeRuntime {
     pub state: Arc<Mutex<RuntimeState>>,
     pub reap_panics: Arc<AtomicU32>,
+    pub remove_panics: Arc<AtomicU32>,
     /// When set, `create` takes this long, and the container appears at the end even if the
     /// caller gave up meanwhile (as a `podman create` whose client was killed may).
     pub create_lag: Arc<Mutex<Duration>>,
@@ -891,6 +892,10 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
     async fn remove(&self, container: &ContainerHandle, _force: bool) -> Result<(), RuntimeError> {
+        if self.remove_panics.load(Ordering::SeqCst) > 0 {
+            self.remove_panics.fetch_sub(1, Ordering::SeqCst);
+            panic!("fake runtime: injected panic in remove");
+        }
         let mut s = self.lock();
         if let Some(k) = s.kill_switches.remove(&container.name) {
             k.cancel();
