@@ -555,6 +555,7 @@ impl Supervisor {
     }
 
     fn publish(&mut self) {
+        metrics::gauge!("adjutant_tasks_running").set(self.tasks.len() as f64);
         let mut running: Vec<RunningTask> = self.tasks.values().map(|t| t.view.clone()).collect();
         running.sort_by_key(|t| t.task_id);
         self.snapshot.state = self.state;
@@ -1044,7 +1045,6 @@ impl Handler<PollerStatus> for Supervisor {
         snapshot.readiness = status.readiness.clone();
         metrics::gauge!("adjutant_ready").set(if status.readiness.ready { 1.0 } else { 0.0 });
         metrics::gauge!("adjutant_task_load").set(status.task_load);
-        metrics::gauge!("adjutant_tasks_running").set(self.tasks.len() as f64);
         if let Some(capacity) = status.capacity {
             metrics::gauge!("adjutant_capacity").set(capacity);
         }
@@ -1085,6 +1085,7 @@ impl Handler<PollerFatal> for Supervisor {
 
     fn handle(&mut self, message: PollerFatal, ctx: &mut Context<Self>) {
         tracing::error!(message = %message.message, "fatal hub error; shutting down");
+        self.snapshot.logged_in = false;
         self.warnings.push("hub_poller", message.message.clone());
         self.exit_kind = WorkerExit::Fatal(message.message);
         self.begin_shutdown(ctx);

@@ -1795,3 +1795,38 @@ async fn a_task_actor_that_dies_is_cleaned_up_by_the_supervisor() {
     .await;
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_long_lived_actor_that_dies_silently_is_restarted() {
+    tokio::time::pause();
+    let hub = current_hub();
+    {
+        let mut s = hub.lock();
+        s.fail_once.insert(
+            "host.getHost".into(),
+            koji_adjutant_actors::HubError::from_fault(
+                "host.getHost",
+                koji_adjutant_actors::Fault::new(1007, "AuthExpired", "session expired"),
+            ),
+        );
+        // The re-login panics outside any guard: the poller's context dies without `stopped`.
+        s.panic_once.insert("login".into());
+    }
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("restart counted", LONG, || {
+        h.snapshot().restarts.hub_poller == 1
+    })
+    .await;
+    let polls = h.hub.count("host.getTasks");
+    wait_until("polling again", LONG, || {
+        h.hub.count("host.getTasks") > polls
+    })
+    .await;
+    assert!(
+        h.snapshot()
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("hub_poller"))
+    );
+    h.stop().await;
+}
