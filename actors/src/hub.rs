@@ -290,5 +290,14 @@ pub trait TaskHub: Send + Sync + 'static {
     async fn get_task_result(&self, task_id: i64) -> Result<Value, HubError>;
     async fn cancel_task_children(&self, task_id: i64) -> Result<(), HubError>;
     async fn get_build_config(&self, tag: &str, event: Option<i64>) -> Result<Value, HubError>;
+    /// Any other hub call (`repoInfo`, `getTag`, `host.newBuildRoot`, …) with JSON-shaped
+    /// positional params and keyword args (sent as the trailing `__starstar` struct when not
+    /// empty). Handlers use it for the calls that have no typed method here.
+    async fn call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, HubError>;
     async fn logout(&self) -> Result<(), HubError>;
 }

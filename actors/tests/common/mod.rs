@@ -525,6 +525,25 @@ impl TaskHub for FakeTaskHub {
     fn session_id(&self) -> i64 {
         self.session
     }
+    async fn call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        kwargs: serde_json::Map<String, Value>,
+    ) -> Result<Value, HubError> {
+        self.hub.record(
+            self.session,
+            method,
+            json!({"params": params, "kwargs": kwargs}),
+        )?;
+        match method {
+            "echo" => Ok(Value::Array(params)),
+            _ => Err(HubError::from_fault(
+                method,
+                Fault::generic(format!("Invalid method: {method}")),
+            )),
+        }
+    }
     async fn close_task(&self, task_id: i64, result: &Value) -> Result<(), HubError> {
         self.hub
             .record(self.session, "host.closeTask", json!([task_id, result]))?;
