@@ -690,3 +690,66 @@ mod tests {
         assert!(glob_match("", ""));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rule() -> impl Strategy<Value = PolicyRule> {
+        let tag = prop_oneof![Just("f40-build"), Just("f4?-build"), Just("el*"), Just("*")];
+        let arch = prop_oneof![Just("x86_64"), Just("aarch64"), Just("*")];
+        let task_type = prop_oneof![Just("buildArch"), Just("createrepo")];
+        (0..4u8, tag, arch, task_type, 0..1000u32).prop_map(|(kind, tag, arch, task_type, n)| {
+            let kind = [
+                RuleKind::TagArch,
+                RuleKind::Tag,
+                RuleKind::TaskType,
+                RuleKind::Default,
+            ][usize::from(kind)];
+            PolicyRule {
+                kind,
+                tag: matches!(kind, RuleKind::TagArch | RuleKind::Tag).then(|| tag.to_owned()),
+                arch: (kind == RuleKind::TagArch).then(|| arch.to_owned()),
+                task_type: (kind == RuleKind::TaskType).then(|| task_type.to_owned()),
+                image: format!("img{n}"),
+            }
+        })
+    }
+
+    proptest! {
+        /// Moving rules of different kinds around never changes the answer: only the order
+        /// among rules of the same kind matters.
+        #[test]
+        fn precedence_ignores_order_across_kinds(
+            rules in proptest::collection::vec(rule(), 0..8),
+            choices in proptest::collection::vec(0..4usize, 8),
+        ) {
+            let policy = ImagePolicy { rules: rules.clone() };
+            // Another interleaving of the same per-kind sequences.
+            let mut queues: Vec<std::collections::VecDeque<PolicyRule>> = (0..4).map(|_| Default::default()).collect();
+            for rule in rules {
+                queues[rule.kind as usize].push_back(rule);
+            }
+            let mut interleaved = Vec::new();
+            let mut choice = choices.iter().cycle();
+            while queues.iter().any(|q| !q.is_empty()) {
+                let start = choice.next().copied().unwrap_or(0);
+                if let Some(queue) = (0..4).map(|i| (start + i) % 4).find(|&i| !queues[i].is_empty()) {
+                    interleaved.extend(queues[queue].pop_front());
+                }
+            }
+            let reordered = ImagePolicy { rules: interleaved };
+            for (tag, arch, task_type) in [
+                ("f40-build", "x86_64", "buildArch"),
+                ("f41-build", "aarch64", "createrepo"),
+                ("el10-build", "x86_64", "buildArch"),
+            ] {
+                prop_assert_eq!(
+                    policy.resolve(tag, arch, task_type),
+                    reordered.resolve(tag, arch, task_type)
+                );
+            }
+        }
+    }
+}
