@@ -39,6 +39,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod supervisor;
 pub mod task;
+pub mod testing;
 
 pub use error::{ErrorClass, Fault, HandlerError, HubError};
 pub use handler::{HandlerRegistry, TaskContext, TaskHandler, TaskRequest};

@@ -1830,3 +1830,54 @@ async fn a_long_lived_actor_that_dies_silently_is_restarted() {
     );
     h.stop().await;
 }
+
+#[actix_rt::test]
+async fn handlers_can_be_tested_without_a_worker() {
+    use koji_adjutant_actors::handler::WorkerRequest;
+    use koji_adjutant_actors::testing::standalone_context;
+
+    let hub = current_hub();
+    let mut handlers = HandlerRegistry::new();
+    register_builtin(&mut handlers);
+    let run = |args: Vec<Value>| {
+        let id = hub.create_task("restart", args.clone());
+        let info = TaskInfo {
+            id,
+            state: TaskState::Open,
+            host_id: Some(ME),
+            method: "restart".into(),
+            arch: "noarch".into(),
+            channel_id: 1,
+            parent: None,
+            owner: Some(1),
+            priority: 20,
+            completion_ts: None,
+            request: Some(args.clone()),
+        };
+        let request = TaskRequest::decode(args);
+        let handler = handlers.get("restart").unwrap().create(&request, &info);
+        let (ctx, standalone) = standalone_context(
+            info,
+            request,
+            ME,
+            hub.task_session(7),
+            Arc::new(FakeRuntime::default()),
+            "img:test",
+        );
+        async move { (handler.run(ctx).await, standalone) }
+    };
+    let (result, standalone) = run(vec![json!({"id": ME})]).await;
+    assert_eq!(result, Ok(json!("graceful restart initiated")));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        standalone.recorded().worker_requests,
+        [WorkerRequest::RestartWhenIdle]
+    );
+    let (result, standalone) = run(vec![json!({"id": 99})]).await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(fault.message, "Host mismatch");
+    tokio::task::yield_now().await;
+    assert!(standalone.recorded().worker_requests.is_empty());
+}

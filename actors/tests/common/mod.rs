@@ -148,6 +148,14 @@ impl FakeHub {
         id
     }
 
+    /// A subsession without going through `subsession()` (for handler tests).
+    pub fn task_session(&self, session: i64) -> Arc<dyn TaskHub> {
+        Arc::new(FakeTaskHub {
+            hub: self.clone(),
+            session,
+        })
+    }
+
     pub fn task(&self, id: i64) -> FakeTask {
         self.lock().tasks[&id].clone()
     }
