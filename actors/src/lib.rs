@@ -9,7 +9,7 @@
 //!
 //! Wiring, inside an actix `System` (TaskActors use `spawn_local`):
 //!
-//! ```ignore
+//! ```text
 //! let mut handlers = HandlerRegistry::new();
 //! koji_adjutant_actors::builtin::register_builtin(&mut handlers);
 //! let worker = Supervisor::start_worker(WorkerDeps {
@@ -22,7 +22,8 @@
 //! });
 //! // OS signals → worker.supervisor.do_send(WorkerSignal::Terminate | Interrupt | …);
 //! // the web layer reads worker.snapshot, worker.containers and worker.logs;
-//! match worker.exit.await { Ok(WorkerExit::Restart) => /* re-exec */, … }
+//! // worker.exit resolves to WorkerExit::Shutdown (exit 0), ::Restart (re-exec) or
+//! // ::Fatal(message) (exit 1).
 //! ```
 
 pub mod builtin;
