@@ -1881,3 +1881,29 @@ async fn handlers_can_be_tested_without_a_worker() {
     tokio::task::yield_now().await;
     assert!(standalone.recorded().worker_requests.is_empty());
 }
+
+#[actix_rt::test]
+async fn settings_changed_while_a_cycle_runs_are_not_lost() {
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().get_host_delay = Duration::from_secs(5);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    // The first cycle is waiting on host.getHost when the reload arrives.
+    wait_until("cycle in getHost", LONG, || {
+        h.hub.count("host.getHost") == 1
+    })
+    .await;
+    assert_eq!(h.hub.count("host.updateHost"), 0);
+    let mut new = settings();
+    new.live.maxjobs = 3;
+    h.worker
+        .supervisor
+        .do_send(WorkerSignal::Reload(Box::new(new)));
+    wait_until("two heartbeats", LONG, || {
+        h.hub.count("host.updateHost") == 2
+    })
+    .await;
+    let last = h.hub.calls_named("host.updateHost")[1].clone();
+    assert_eq!(last.args["data"]["maxjobs"], json!(3));
+    h.stop().await;
+}

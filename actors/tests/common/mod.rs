@@ -68,6 +68,8 @@ pub struct HubState {
     pub session_start_ts: f64,
     /// Runs once, before the named call is answered: for races (a cancel between two calls).
     pub before_once: HashMap<String, Hook>,
+    /// `host.getHost` answers after this long (a slow hub in the middle of a cycle).
+    pub get_host_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -111,6 +113,7 @@ impl FakeHub {
                 refusals: Vec::new(),
                 session_start_ts: now_ts(),
                 before_once: HashMap::new(),
+                get_host_delay: Duration::ZERO,
             })),
         }
     }
@@ -333,6 +336,10 @@ impl HostHub for FakeHub {
     }
     async fn get_host(&self) -> Result<HostInfo, HubError> {
         self.record(MAIN, "host.getHost", Value::Null)?;
+        let delay = self.lock().get_host_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         Ok(self.lock().host.clone())
     }
     async fn get_host_tasks(&self) -> Result<Vec<HostTask>, HubError> {
