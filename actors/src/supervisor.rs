@@ -231,6 +231,9 @@ struct Child<A: Actor> {
     consecutive_failures: u32,
     started_at: Instant,
     restart_scheduled: bool,
+    /// Its mailbox was found closed once; a second time (its stop notice may still have been
+    /// queued the first time) means it died without one.
+    suspect: bool,
 }
 
 impl<A: Actor> Child<A> {
@@ -242,6 +245,7 @@ impl<A: Actor> Child<A> {
             consecutive_failures: 0,
             started_at: Instant::now(),
             restart_scheduled: false,
+            suspect: false,
         }
     }
 }
@@ -463,23 +467,27 @@ impl Supervisor {
 
     /// Finds children whose mailbox died without a stop notice (a panic actix did not report).
     fn check_liveness(&mut self, ctx: &mut Context<Self>) {
-        let dead = |connected: Option<bool>| connected == Some(false);
-        let checks = [
-            (
-                ChildKind::HubPoller,
-                self.poller.addr.as_ref().map(Addr::connected),
-            ),
-            (
-                ChildKind::PolicyCache,
-                self.policy.addr.as_ref().map(Addr::connected),
-            ),
-            (
-                ChildKind::ContainerRegistry,
-                self.registry.addr.as_ref().map(Addr::connected),
-            ),
+        // Returns whether the child is dead: closed now and at the previous check.
+        fn died<A: Actor<Context = Context<A>>>(child: &mut Child<A>) -> bool {
+            match &child.addr {
+                Some(addr) if !addr.connected() => {
+                    let dead = child.suspect;
+                    child.suspect = true;
+                    dead
+                }
+                _ => {
+                    child.suspect = false;
+                    false
+                }
+            }
+        }
+        let dead = [
+            (ChildKind::HubPoller, died(&mut self.poller)),
+            (ChildKind::PolicyCache, died(&mut self.policy)),
+            (ChildKind::ContainerRegistry, died(&mut self.registry)),
         ];
-        for (kind, connected) in checks {
-            if dead(connected) {
+        for (kind, dead) in dead {
+            if dead {
                 self.child_exited(
                     kind,
                     ExitReason::Panicked("the actor died without stopping cleanly".to_owned()),
