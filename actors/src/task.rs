@@ -136,7 +136,7 @@ impl TaskActor {
                 tracing::error!(task_id = self.task_id, method = %self.method, panic = %message, "task handler panicked");
                 Report::Fail(Fault::plain(format!(
                     "koji-adjutant internal error: the {} handler panicked ({message}). The task's \
-                     containers were removed. This is a bug in the build worker, not in your \
+                     containers are removed. This is a bug in the build worker, not in your \
                      package: please report it to the builder's operators and resubmit the task.",
                     self.method
                 )))
