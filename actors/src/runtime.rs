@@ -144,6 +144,10 @@ pub enum RuntimeError {
     },
     #[error("could not run {program}: {message}")]
     Spawn { program: String, message: String },
+    /// The spec cannot be turned into a container (a path podman cannot express, a missing
+    /// ownership label, …). Nothing was created.
+    #[error("invalid container spec: {what}: {message}")]
+    InvalidSpec { what: String, message: String },
 }
 
 /// The container runtime. Implementations must make `remove` idempotent and must kill the
@@ -153,6 +157,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), RuntimeError>;
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError>;
     async fn start(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
+    /// Runs one step. Returns the command's own exit status; a failure of podman itself is an
+    /// `Err`, never an exit code. When the step's cgroup saw an OOM kill and the step failed,
+    /// the result is `Err(OutOfMemory)`; when it still exited 0, `oom_killed` is set.
     async fn exec(
         &self,
         container: &ContainerHandle,
@@ -171,4 +178,111 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         worker_id: &str,
         live: &HashSet<String>,
     ) -> Result<Vec<String>, RuntimeError>;
+}
+
+/// Owns one container for its owner's lifetime: when the lease is dropped without
+/// [`ContainerLease::remove`] having finished (the owner returned early, panicked, or its future
+/// was dropped), the container is force-removed anyway.
+///
+/// The removal on drop runs on a dedicated thread with its own small tokio runtime, because the
+/// owner's runtime may be shutting down (an actix arbiter stopping, a test ending) and would then
+/// drop a task spawned on it before the container is gone. Pass a [`TaskTracker`] with
+/// [`ContainerLease::tracked`] so that a shutdown can wait for those removals.
+///
+/// [`TaskTracker`]: tokio_util::task::TaskTracker
+pub struct ContainerLease {
+    runtime: Arc<dyn ContainerRuntime>,
+    container: Option<ContainerHandle>,
+    tracker: Option<tokio_util::task::TaskTracker>,
+}
+
+impl ContainerLease {
+    /// Takes ownership of an already created container.
+    pub fn new(runtime: Arc<dyn ContainerRuntime>, container: ContainerHandle) -> Self {
+        Self {
+            runtime,
+            container: Some(container),
+            tracker: None,
+        }
+    }
+
+    /// Creates the container described by `spec` and leases it.
+    pub async fn create(
+        runtime: Arc<dyn ContainerRuntime>,
+        spec: &ContainerSpec,
+    ) -> Result<Self, RuntimeError> {
+        let container = runtime.create(spec).await?;
+        Ok(Self::new(runtime, container))
+    }
+
+    /// Registers removals done on drop with `tracker`, so `tracker.wait()` covers them.
+    pub fn tracked(mut self, tracker: tokio_util::task::TaskTracker) -> Self {
+        self.tracker = Some(tracker);
+        self
+    }
+
+    pub fn container(&self) -> &ContainerHandle {
+        // Only `remove` and `drop` take the handle out, and both consume the lease.
+        self.container
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a live lease always holds its container"))
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.runtime
+    }
+
+    /// Force-removes the container now. If this future is itself dropped midway, or the removal
+    /// fails, the drop path tries again.
+    pub async fn remove(mut self) -> Result<(), RuntimeError> {
+        let Some(container) = self.container.clone() else {
+            return Ok(());
+        };
+        self.runtime.remove(&container, true).await?;
+        self.container = None;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ContainerLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerLease")
+            .field("container", &self.container)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ContainerLease {
+    fn drop(&mut self) {
+        let Some(container) = self.container.take() else {
+            return;
+        };
+        let runtime = Arc::clone(&self.runtime);
+        let token = self.tracker.as_ref().map(|tracker| tracker.token());
+        let name = container.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("remove-{name}"))
+            .spawn(move || {
+                let _token = token;
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        tracing::error!(container = %container.name, %err,
+                            "cannot build a runtime to remove the container; the orphan reaper will remove it");
+                        return;
+                    }
+                };
+                if let Err(err) = rt.block_on(runtime.remove(&container, true)) {
+                    tracing::error!(container = %container.name, %err,
+                        "removing the container of a dropped lease failed; the orphan reaper will retry");
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(container = %name, %err,
+                "cannot start a thread to remove the container; the orphan reaper will remove it");
+        }
+    }
 }
