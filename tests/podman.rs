@@ -72,6 +72,17 @@ struct Fixture {
     _run_dir: tempfile::TempDir,
 }
 
+/// A failed assertion must not leave containers behind for the next run.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let filter = format!("label={LABEL_WORKER}={}", self.worker);
+        let listed = podman(&["ps", "-aq", "--filter", &filter]);
+        for id in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+            podman(&["rm", "-f", "-t", "0", "--ignore", id]);
+        }
+    }
+}
+
 impl Fixture {
     fn new(test: &str) -> Self {
         let run_dir = tempfile::tempdir().unwrap();

@@ -408,7 +408,7 @@ fn parse_oom_kills(text: &str) -> Option<u64> {
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }
@@ -522,10 +522,11 @@ impl ContainerRuntime for PodmanRuntime {
             return Ok(());
         }
         if policy == PullPolicy::Never {
-            return Err(unavailable(format!(
+            return Err(unavailable(
                 "it is not in local storage and pulling is disabled; build or load it \
                  (scripts/build-image.sh, `podman load`) or allow pulling"
-            )));
+                    .to_owned(),
+            ));
         }
         let timeout = self.inner.options.pull_timeout;
         match cli::run(self.program(), "pull", ["pull", "--quiet", image], timeout).await {

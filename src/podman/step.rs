@@ -18,7 +18,7 @@ pub(crate) const WRAPPER: &str =
 /// and the container's main `sleep`, so that the container itself keeps running. Pure POSIX sh
 /// over /proc, because production images need not carry procps. Two passes catch children forked
 /// during the first. Prints how many processes it signalled in the last pass.
-pub(crate) const KILL_STEP: &str = r#"set -f; sig=$1; target=$2; self=$$; n=0
+pub(crate) const KILL_STEP: &str = r#"sig=$1; target=$2; self=$$; n=0
 for pass in 1 2; do
   n=0
   for d in /proc/[0-9]*; do
