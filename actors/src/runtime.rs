@@ -286,3 +286,163 @@ impl Drop for ContainerLease {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records removals; everything else is inert.
+    #[derive(Default)]
+    struct RecordingRuntime {
+        removed: Mutex<Vec<String>>,
+        fail_removals: Mutex<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl ContainerRuntime for RecordingRuntime {
+        async fn ensure_image(&self, _: &str, _: PullPolicy) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
+            Ok(ContainerHandle {
+                id: format!("id-{}", spec.name),
+                name: spec.name.clone(),
+            })
+        }
+        async fn start(&self, _: &ContainerHandle) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn exec(
+            &self,
+            _: &ContainerHandle,
+            _: &ExecSpec,
+            _: Arc<dyn LogSink>,
+            cancel: CancellationToken,
+        ) -> Result<ExecOutcome, RuntimeError> {
+            cancel.cancelled().await;
+            Err(RuntimeError::Cancelled {
+                step: "test".into(),
+            })
+        }
+        async fn stop(&self, _: &ContainerHandle, _: Duration) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn kill(&self, _: &ContainerHandle) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn remove(&self, container: &ContainerHandle, _: bool) -> Result<(), RuntimeError> {
+            {
+                let mut failures = self.fail_removals.lock().unwrap();
+                if *failures > 0 {
+                    *failures -= 1;
+                    return Err(RuntimeError::Podman {
+                        operation: "rm".into(),
+                        status: 125,
+                        message: "transient".into(),
+                    });
+                }
+            }
+            self.removed.lock().unwrap().push(container.name.clone());
+            Ok(())
+        }
+        async fn list_owned(&self, _: &str) -> Result<Vec<ContainerSummary>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        async fn reap_orphans(
+            &self,
+            _: &str,
+            _: &HashSet<String>,
+        ) -> Result<Vec<String>, RuntimeError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn handle(name: &str) -> ContainerHandle {
+        ContainerHandle {
+            id: format!("id-{name}"),
+            name: name.to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_remove_removes_once() {
+        let fake = Arc::new(RecordingRuntime::default());
+        let lease = ContainerLease::new(fake.clone(), handle("a"));
+        assert_eq!(lease.container().name, "a");
+        lease.remove().await.unwrap();
+        // Give a (wrong) drop-path removal time to show up.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*fake.removed.lock().unwrap(), vec!["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_remove_is_retried_when_the_lease_drops() {
+        let fake = Arc::new(RecordingRuntime::default());
+        *fake.fail_removals.lock().unwrap() = 1;
+        let tracker = tokio_util::task::TaskTracker::new();
+        let lease = ContainerLease::new(fake.clone(), handle("b")).tracked(tracker.clone());
+        assert!(lease.remove().await.is_err());
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .unwrap();
+        assert_eq!(*fake.removed.lock().unwrap(), vec!["b"]);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_owner_future_or_panicking_removes_the_container() {
+        let fake = Arc::new(RecordingRuntime::default());
+        let tracker = tokio_util::task::TaskTracker::new();
+
+        let runtime: Arc<dyn ContainerRuntime> = fake.clone();
+        let lease =
+            ContainerLease::new(runtime.clone(), handle("dropped")).tracked(tracker.clone());
+        let owner = async move {
+            let _ = lease
+                .runtime()
+                .exec(
+                    lease.container(),
+                    &ExecSpec {
+                        step: "wait".into(),
+                        argv: vec!["true".into()],
+                        env: BTreeMap::new(),
+                        user: None,
+                        workdir: None,
+                        stdin: None,
+                        timeout: None,
+                    },
+                    Arc::new(NoSink),
+                    CancellationToken::new(),
+                )
+                .await;
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), owner)
+                .await
+                .is_err()
+        );
+
+        let lease = ContainerLease::new(runtime, handle("panicked")).tracked(tracker.clone());
+        let panicked = tokio::spawn(async move {
+            let _lease = lease;
+            panic!("owner panics");
+        });
+        assert!(panicked.await.unwrap_err().is_panic());
+
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .unwrap();
+        let mut removed = fake.removed.lock().unwrap().clone();
+        removed.sort();
+        assert_eq!(removed, vec!["dropped", "panicked"]);
+    }
+
+    struct NoSink;
+
+    impl LogSink for NoSink {
+        fn line(&self, _: OutputStream, _: &str) {}
+    }
+}
