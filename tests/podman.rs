@@ -835,3 +835,63 @@ async fn doctor_reports_podman_facts_images_and_leftovers() {
     assert!(containers.detail.contains(&leftover.name));
     fx.runtime.remove(&leftover, true).await.unwrap();
 }
+
+#[tokio::test]
+async fn stop_gives_running_steps_a_sigterm_and_the_grace_period() {
+    let shared = tempfile::tempdir().unwrap();
+    nix::unistd::chown(
+        shared.path(),
+        Some(nix::unistd::Uid::from_raw(1000)),
+        Some(nix::unistd::Gid::from_raw(1000)),
+    )
+    .unwrap();
+    let fx = Fixture::new("stop");
+    let mut spec = fx.spec(1);
+    spec.mounts.push(Mount {
+        source: shared.path().to_path_buf(),
+        target: PathBuf::from("/builddir"),
+        read_only: false,
+    });
+    let handle = fx.started(&spec).await;
+    let runtime = fx.runtime.clone();
+    let step_handle = handle.clone();
+    let build = tokio::spawn(async move {
+        let mut build = sh(
+            "build",
+            "trap 'echo terminated > /builddir/term; exit 143' TERM; sleep 60 & wait",
+        );
+        build.user = Some("1000".into());
+        runtime
+            .exec(
+                &step_handle,
+                &build,
+                Arc::new(TimedSink::default()),
+                CancellationToken::new(),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = Instant::now();
+    fx.runtime
+        .stop(&handle, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // The step exits on its SIGTERM, well before the grace period ends.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("term")).unwrap(),
+        "terminated\n"
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(10), build)
+        .await
+        .expect("the step's client ended")
+        .unwrap();
+    assert_eq!(outcome.unwrap().exit_code, 143);
+    let state = podman(&["inspect", "--format", "{{.State.Status}}", &handle.name]);
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "exited");
+    fx.runtime.remove(&handle, true).await.unwrap();
+}

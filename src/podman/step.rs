@@ -9,9 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Runs the step's argv and records, in files of the step directory, the shell's pid (which is
 /// also the step's session id: runc makes every exec a session leader) and the command's exit
 /// status. `$0` is the file prefix. A missing status file after podman returns means podman (or
-/// the runtime below it) failed, whatever exit code it used.
-pub(crate) const WRAPPER: &str =
-    r#"printf '%s\n' "$$" > "$0.pid"; "$@"; rc=$?; printf '%s\n' "$rc" > "$0.rc"; exit "$rc""#;
+/// the runtime below it) failed, whatever exit code it used. The wrapper catches SIGTERM (a
+/// caught signal, unlike an ignored one, is reset for the command) so that a graceful stop
+/// still gets the command's status recorded.
+pub(crate) const WRAPPER: &str = r#"trap : TERM; printf '%s\n' "$$" > "$0.pid"; "$@"; rc=$?; printf '%s\n' "$rc" > "$0.rc"; exit "$rc""#;
 
 /// Sends a signal ($1) to the processes of one step: those in session or process group $2. With
 /// $2 empty it signals every step: all processes outside session 1, which holds podman's init
