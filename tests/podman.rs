@@ -214,6 +214,15 @@ async fn create_exec_remove_and_remove_again() {
         assert!(labels.contains(key), "label {key} missing in {labels}");
     }
 
+    // A clashing name is podman's error, and the existing container keeps working.
+    let clash = fx.runtime.create(&spec).await.unwrap_err();
+    assert!(
+        matches!(&clash, RuntimeError::Podman { operation, .. } if operation == "create"),
+        "{clash:?}"
+    );
+    let (result, _) = fx.run(&handle, sh("again", "exit 7")).await;
+    assert_eq!(exit_code(result), 7);
+
     fx.runtime.remove(&handle, true).await.unwrap();
     assert!(!exists(&handle.name));
     // Removal is idempotent.

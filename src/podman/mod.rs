@@ -546,6 +546,8 @@ impl ContainerRuntime for PodmanRuntime {
         let facts = self.probe().await?.clone();
         let step_dir = self.step_dir(&spec.name);
         let (args, applied, note) = self.create_args(spec, &facts, &step_dir)?;
+        // A name clash must not wipe the step directory of the container that holds the name.
+        let step_dir_existed = tokio::fs::try_exists(&step_dir).await.unwrap_or(true);
         prepare_step_dir(&step_dir).await.map_err(|err| RuntimeError::Spawn {
             program: "koji-adjutant".to_owned(),
             message: format!(
@@ -556,7 +558,9 @@ impl ContainerRuntime for PodmanRuntime {
         let output = match self.podman("create", &args).await {
             Ok(output) => output,
             Err(err) => {
-                let _ = tokio::fs::remove_dir_all(&step_dir).await;
+                if !step_dir_existed {
+                    let _ = tokio::fs::remove_dir_all(&step_dir).await;
+                }
                 return Err(err);
             }
         };
