@@ -143,6 +143,11 @@ impl PodmanRuntime {
             .await
     }
 
+    /// The facts read by [`Self::probe`], once it has run (for `/status` snapshots).
+    pub fn facts(&self) -> Option<&PodmanFacts> {
+        self.inner.facts.get()
+    }
+
     fn state(&self, name: &str) -> ContainerState {
         self.inner
             .containers
