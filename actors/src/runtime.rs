@@ -10,6 +10,39 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// Label naming the worker that owns a container; orphan reaping is scoped by it, and a runtime
+/// may refuse a spec without it.
+pub const LABEL_WORKER: &str = "io.koji.adjutant.worker";
+pub const LABEL_TASK_ID: &str = "io.koji.adjutant.task_id";
+pub const LABEL_METHOD: &str = "io.koji.adjutant.method";
+/// RFC 3339 UTC creation time; the runtime fills it in when the spec does not.
+pub const LABEL_CREATED: &str = "io.koji.adjutant.created";
+
+/// The deterministic container name `koji-adjutant-<worker>-<task>-<attempt>`. Characters a
+/// container name cannot hold (anything but letters, digits, `_`, `.`, `-`) become `-`.
+pub fn container_name(worker_id: &str, task_id: i64, attempt: u32) -> String {
+    let worker: String = worker_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("koji-adjutant-{worker}-{task_id}-{attempt}")
+}
+
+/// The labels every task container carries (the runtime adds the creation time).
+pub fn task_labels(worker_id: &str, task_id: i64, method: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_WORKER.to_owned(), worker_id.to_owned()),
+        (LABEL_TASK_ID.to_owned(), task_id.to_string()),
+        (LABEL_METHOD.to_owned(), method.to_owned()),
+    ])
+}
+
 /// When to fetch an image from its registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -357,6 +390,19 @@ mod tests {
         ) -> Result<Vec<String>, RuntimeError> {
             Ok(Vec::new())
         }
+    }
+
+    #[test]
+    fn container_names_are_deterministic_and_valid() {
+        assert_eq!(
+            container_name("builder01.example.com", 4242, 1),
+            "koji-adjutant-builder01.example.com-4242-1"
+        );
+        assert_eq!(container_name("a b/c@d", 7, 2), "koji-adjutant-a-b-c-d-7-2");
+        let labels = task_labels("w1", 7, "buildArch");
+        assert_eq!(labels[LABEL_WORKER], "w1");
+        assert_eq!(labels[LABEL_TASK_ID], "7");
+        assert_eq!(labels[LABEL_METHOD], "buildArch");
     }
 
     fn handle(name: &str) -> ContainerHandle {

@@ -35,11 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use info::{LimitSupport, PodmanFacts};
 pub use options::{PodmanOptions, STEP_DIR_IN_CONTAINER};
 
-/// Label naming the worker that owns a container; orphan reaping is scoped by it.
-pub const LABEL_WORKER: &str = "io.koji.adjutant.worker";
-pub const LABEL_TASK_ID: &str = "io.koji.adjutant.task_id";
-pub const LABEL_METHOD: &str = "io.koji.adjutant.method";
-pub const LABEL_CREATED: &str = "io.koji.adjutant.created";
+pub use koji_adjutant_actors::runtime::{LABEL_CREATED, LABEL_METHOD, LABEL_TASK_ID, LABEL_WORKER};
 
 /// What the runtime remembers about a container it created.
 #[derive(Debug, Clone, Default)]
