@@ -234,7 +234,13 @@ impl PodmanRuntime {
         for mount in &spec.mounts {
             args.push(mount_arg(&mount.source, &mount.target, mount.read_only));
         }
-        args.push(mount_arg(step_dir, Path::new(STEP_DIR_IN_CONTAINER), false));
+        // Always a private label: the directory belongs to this container alone, and on an
+        // enforcing SELinux host an unlabelled one would make every step look like a podman
+        // failure (no status file). Without SELinux `Z` does nothing.
+        args.push(format!(
+            "--volume={}:{STEP_DIR_IN_CONTAINER}:rw,Z",
+            step_dir.display()
+        ));
         for (key, value) in &spec.env {
             args.push(format!("--env={key}={value}"));
         }
@@ -1137,6 +1143,18 @@ mod tests {
         assert!(joined.ends_with("localhost/img:1 sleep infinity"));
         assert_eq!(applied.pids, Some(4096));
         assert!(note.is_none());
+    }
+
+    #[test]
+    fn the_step_dir_is_always_privately_labelled() {
+        let runtime = PodmanRuntime::new(PodmanOptions::default());
+        let mut unlabelled = spec();
+        unlabelled.selinux_label = SelinuxLabel::None;
+        let (args, _, _) = runtime
+            .create_args(&unlabelled, &facts(ALL), Path::new("/run/ka/c1"))
+            .unwrap();
+        assert!(args.contains(&"--volume=/srv/task:/builddir:rw".to_owned()));
+        assert!(args.contains(&"--volume=/run/ka/c1:/run/koji-adjutant:rw,Z".to_owned()));
     }
 
     #[test]
