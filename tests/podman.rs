@@ -632,6 +632,8 @@ async fn out_of_memory_is_reported_with_the_limit() {
         }
         other => panic!("expected out of memory, got {other:?}"),
     }
+    // conmon's `oom` marker goes to the container's step directory, not the worker's cwd.
+    assert!(!Path::new(ROOT).join("oom").exists());
     // Small steps still work in the same container.
     let (result, _) = fx.run(&handle, sh("after", "true")).await;
     assert_eq!(exit_code(result), 0);

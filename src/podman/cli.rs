@@ -57,17 +57,24 @@ pub(crate) fn spawn_error(program: &Path, err: &std::io::Error) -> RuntimeError 
 
 /// Runs `podman <args>` and returns its output whatever its exit status; only a failure to run
 /// it at all, or running past `timeout`, is an error.
+///
+/// `cwd` matters because conmon, which podman starts for containers and exec sessions, inherits
+/// it and drops a file named `oom` there when the OOM killer strikes.
 pub(crate) async fn run<I, S>(
     program: &Path,
     operation: &str,
     args: I,
     timeout: Duration,
+    cwd: Option<&Path>,
 ) -> Result<Output, RuntimeError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let mut command = Command::new(program);
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
     command
         .args(args)
         .stdin(Stdio::null())
@@ -105,12 +112,13 @@ pub(crate) async fn run_ok<I, S>(
     operation: &str,
     args: I,
     timeout: Duration,
+    cwd: Option<&Path>,
 ) -> Result<Output, RuntimeError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let output = run(program, operation, args, timeout).await?;
+    let output = run(program, operation, args, timeout, cwd).await?;
     if output.status == 0 {
         Ok(output)
     } else {
@@ -149,6 +157,7 @@ mod tests {
             "info",
             ["info"],
             Duration::from_secs(5),
+            None,
         )
         .await
         .unwrap_err();
@@ -169,6 +178,7 @@ mod tests {
             "pull",
             ["30"],
             Duration::from_millis(200),
+            None,
         )
         .await
         .unwrap_err();

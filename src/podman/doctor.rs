@@ -131,6 +131,7 @@ impl PodmanRuntime {
             "image exists",
             ["image", "exists", image],
             self.options().command_timeout,
+            self.podman_cwd(),
         )
         .await;
         match (exists, policy) {

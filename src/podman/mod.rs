@@ -105,8 +105,16 @@ impl PodmanRuntime {
             operation,
             args,
             self.inner.options.command_timeout,
+            self.podman_cwd(),
         )
         .await
+    }
+
+    /// Where podman (and the conmon it starts) runs: the run directory once it exists, so that
+    /// conmon's `oom` marker files never land in the worker's own working directory.
+    fn podman_cwd(&self) -> Option<&Path> {
+        let run_dir = self.inner.options.run_dir.as_path();
+        run_dir.is_dir().then_some(run_dir)
     }
 
     /// Reads `podman info` once; the first call logs (once) the limits this host cannot apply.
@@ -115,6 +123,16 @@ impl PodmanRuntime {
         self.inner
             .facts
             .get_or_try_init(|| async {
+                tokio::fs::create_dir_all(&self.inner.options.run_dir)
+                    .await
+                    .map_err(|err| RuntimeError::Spawn {
+                        program: "koji-adjutant".to_owned(),
+                        message: format!(
+                            "cannot create the run directory {}: {err}; set run_dir in the \
+                             podman options to a directory the worker can write",
+                            self.inner.options.run_dir.display()
+                        ),
+                    })?;
                 let output = self.podman("info", ["info", "--format", "json"]).await?;
                 let facts = PodmanFacts::from_info_json(&output.stdout).map_err(|err| {
                     RuntimeError::Podman {
@@ -333,6 +351,7 @@ impl PodmanRuntime {
                 session.as_str(),
             ],
             self.inner.options.kill_timeout,
+            self.podman_cwd(),
         )
         .await;
         match result {
@@ -517,6 +536,7 @@ impl ContainerRuntime for PodmanRuntime {
                 "image exists",
                 ["image", "exists", image],
                 self.inner.options.command_timeout,
+                self.podman_cwd(),
             )
             .await?;
             match output.status {
@@ -536,7 +556,15 @@ impl ContainerRuntime for PodmanRuntime {
             ));
         }
         let timeout = self.inner.options.pull_timeout;
-        match cli::run(self.program(), "pull", ["pull", "--quiet", image], timeout).await {
+        match cli::run(
+            self.program(),
+            "pull",
+            ["pull", "--quiet", image],
+            timeout,
+            self.podman_cwd(),
+        )
+        .await
+        {
             Ok(output) if output.status == 0 => Ok(()),
             Ok(output) => Err(unavailable(format!(
                 "podman pull failed: {}",
@@ -592,8 +620,16 @@ impl ContainerRuntime for PodmanRuntime {
     }
 
     async fn start(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
-        self.podman("start", ["start", container.name.as_str()])
-            .await?;
+        // The container's conmon lives in the step directory, next to the exec sessions'.
+        let step_dir = self.step_dir(&container.name);
+        cli::run_ok(
+            self.program(),
+            "start",
+            ["start", container.name.as_str()],
+            self.inner.options.command_timeout,
+            Some(step_dir.as_path()).filter(|dir| dir.is_dir()),
+        )
+        .await?;
         let oom_counter = self.find_oom_counter(&container.name).await;
         if oom_counter.is_none() {
             tracing::debug!(container = %container.name,
@@ -631,6 +667,10 @@ impl ContainerRuntime for PodmanRuntime {
             Some(path) => Self::read_oom_kills(path).await,
             None => None,
         };
+        // conmon drops an `oom` file in its working directory on an OOM kill: the fallback
+        // signal when the cgroup counter cannot be read.
+        let oom_marker = host_dir.join("oom");
+        let _ = tokio::fs::remove_file(&oom_marker).await;
 
         let mut args: Vec<String> = vec!["exec".into()];
         if spec.stdin.is_some() {
@@ -661,6 +701,9 @@ impl ContainerRuntime for PodmanRuntime {
         args.extend(spec.argv.iter().cloned());
 
         let mut command = tokio::process::Command::new(self.program());
+        if host_dir.is_dir() {
+            command.current_dir(&host_dir);
+        }
         command
             .args(&args)
             .stdin(if spec.stdin.is_some() {
@@ -751,8 +794,10 @@ impl ContainerRuntime for PodmanRuntime {
             Some(path) => Self::read_oom_kills(path).await,
             None => None,
         };
-        let oom_killed =
-            matches!((oom_before, oom_after), (Some(before), Some(after)) if after > before);
+        let oom_killed = match (oom_before, oom_after) {
+            (Some(before), Some(after)) => after > before,
+            _ => tokio::fs::try_exists(&oom_marker).await.unwrap_or(false),
+        };
         let out_of_memory = || RuntimeError::OutOfMemory {
             limit: state
                 .memory_limit
@@ -816,6 +861,7 @@ impl ContainerRuntime for PodmanRuntime {
                         "",
                     ],
                     self.inner.options.kill_timeout,
+                    self.podman_cwd(),
                 )
                 .await;
                 match probe {
