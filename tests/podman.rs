@@ -906,3 +906,48 @@ async fn stop_gives_running_steps_a_sigterm_and_the_grace_period() {
     assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "exited");
     fx.runtime.remove(&handle, true).await.unwrap();
 }
+
+#[test]
+fn the_image_script_is_a_no_op_when_current_and_a_failed_build_changes_nothing() {
+    let image = image();
+    let id_of = |name: &str| {
+        String::from_utf8_lossy(&podman(&["image", "inspect", "--format", "{{.Id}}", name]).stdout)
+            .trim()
+            .to_owned()
+    };
+    let before = id_of(image);
+    let script = Path::new(ROOT).join("scripts/build-image.sh");
+
+    let started = Instant::now();
+    let output = std::process::Command::new(&script).output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no-op took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), image);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is current"));
+
+    // A recipe that cannot be built (unknown package) fails without touching the image and
+    // without leaving its temporary tag behind.
+    let target = "localhost/koji-adjutant-builder:broken-recipe-test";
+    let output = std::process::Command::new(&script)
+        .args(["--image", target])
+        .env("PACKAGES", "koji-adjutant-no-such-package")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("previous image (if any) is untouched"),
+        "{stderr}"
+    );
+    assert!(!podman(&["image", "exists", target]).status.success());
+    assert_eq!(id_of(image), before);
+    let names = podman(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        !String::from_utf8_lossy(&names.stdout).contains(":building-"),
+        "a temporary tag was left behind"
+    );
+}
