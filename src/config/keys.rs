@@ -314,7 +314,7 @@ settings! {
     pub struct AdjutantSettings in Section::Adjutant, table ADJUTANT_KEYS;
 
     /// Image for tasks whose tag has no image policy.
-    task_image_default: String = Some("localhost/koji-adjutant-buildroot:latest"), secret false, containers "";
+    task_image_default: String = Some("localhost/koji-adjutant-builder:latest"), secret false, containers "The image scripts/build-image.sh builds locally; production uses a Fedora/RHEL image.";
     /// When to pull task images: if-not-present, always or never.
     image_pull_policy: ImagePullPolicy = Some("if-not-present"), secret false, containers "";
     /// Container timeouts in seconds: `pull` (image pull), `start` (until running), `stop_grace` (SIGTERM before SIGKILL).
