@@ -4,7 +4,7 @@
 //! once per process and hands the same handle to every later caller: tests and a re-executed
 //! worker share it safely.
 
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
@@ -41,7 +41,9 @@ pub enum MetricsError {
     AlreadyInstalled,
 }
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Guarded by a mutex, not only a `OnceLock`: two callers racing to install would otherwise both
+/// try to set the global recorder and one would fail.
+static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 
 fn builder() -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
@@ -64,14 +66,19 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
 /// Installs the global Prometheus recorder (once) and returns its handle. Call it before the
 /// worker starts so that no early metric is lost.
 pub fn install_metrics() -> Result<PrometheusHandle, MetricsError> {
-    if let Some(handle) = HANDLE.get() {
+    let mut installed = match HANDLE.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
     let recorder = builder()?.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|_| MetricsError::AlreadyInstalled)?;
     describe_metrics();
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    *installed = Some(handle.clone());
+    Ok(handle)
 }
 
 /// Drives the recorder's upkeep every [`UPKEEP_INTERVAL`] until `shutdown`.
