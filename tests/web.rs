@@ -6,6 +6,7 @@
 
 #[path = "../actors/tests/common/mod.rs"]
 mod common;
+mod hub_support;
 mod web_support;
 
 use std::path::{Path, PathBuf};
@@ -491,6 +492,16 @@ async fn every_endpoint_follows_a_running_build() {
         1.0
     );
     assert!(after.contains("adjutant_container_removals_total{outcome=\"ok\"}"));
+    for operation in ["create", "start", "rm"] {
+        let series = format!(
+            "adjutant_container_operations_total{{operation=\"{operation}\",outcome=\"ok\"}}"
+        );
+        assert!(
+            sample(&after, &series) > sample(&before, &series),
+            "{series} did not grow"
+        );
+    }
+    assert!(after.contains("# TYPE adjutant_container_operation_duration_seconds histogram"));
     promtool_check(&after);
 
     let page = get(addr, "/status", &[]).await.body;
@@ -767,4 +778,74 @@ async fn chromium_shows_the_running_task_without_console_errors() {
     .await;
     shutdown.cancel();
     worker.stop().await;
+}
+
+/// The hub client's calls, retries, offline waits and renewals reach `/metrics`, against a
+/// scripted hub on a paused clock.
+#[tokio::test(start_paused = true)]
+async fn hub_client_metrics_count_calls_retries_offline_waits_and_relogins() {
+    use hub_support::{Responder, Step, fault, ok, session};
+    use koji_adjutant::hub::options::HubOptions;
+    use koji_adjutant::hub::session::{HubConnection, Session};
+
+    let handle = koji_adjutant::web::install_metrics().unwrap();
+    let responder = Responder::start(vec![]).await;
+    let options = HubOptions {
+        server: responder.url(),
+        user: Some("builder1.local".to_owned()),
+        password: Some("secret".to_owned()),
+        max_retries: 3,
+        retry_interval: Duration::from_secs(60),
+        offline_retry_interval: Duration::from_secs(120),
+        ..HubOptions::default()
+    };
+    responder.push([session(900001, "key-1", true), hub_support::nil()]);
+    let hub = HubConnection::new(options, CancellationToken::new()).unwrap();
+    let main = Session::new(Arc::clone(&hub));
+    main.login().await.unwrap();
+
+    // A method name no other test uses, so that the deltas are this test's own.
+    let method = "host.webMetricsProbe";
+    let before = handle.render();
+    responder.push([
+        fault(1014, "database outage"),
+        Step::Status(500),
+        ok("<value><int>3</int></value>"),
+        fault(1007, "session expired"),
+        session(900001, "key-2", true),
+        ok("<value><int>4</int></value>"),
+        fault(1000, "no such thing"),
+    ]);
+    main.call(method, vec![], vec![]).await.unwrap();
+    main.call(method, vec![], vec![]).await.unwrap();
+    main.call(method, vec![], vec![]).await.unwrap_err();
+    let after = handle.render();
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        delta(&format!(
+            "adjutant_hub_calls_total{{method=\"{method}\",outcome=\"ok\"}}"
+        )),
+        2.0
+    );
+    assert_eq!(
+        delta(&format!(
+            "adjutant_hub_calls_total{{method=\"{method}\",outcome=\"fault\"}}"
+        )),
+        2.0,
+        "the expired session's first try and the final fault"
+    );
+    assert_eq!(
+        delta(&format!(
+            "adjutant_hub_retries_total{{method=\"{method}\"}}"
+        )),
+        1.0
+    );
+    assert!(delta("adjutant_hub_offline_waits_total") >= 1.0);
+    assert!(delta("adjutant_hub_relogins_total") >= 1.0);
+    assert_eq!(
+        delta(&format!(
+            "adjutant_hub_call_duration_seconds_count{{method=\"{method}\"}}"
+        )),
+        4.0
+    );
 }

@@ -195,6 +195,18 @@ fn describe_metrics() {
         Unit::Seconds,
         "Image pull duration"
     );
+    describe_gauge!(
+        "adjutant_policy_cache_hit_ratio",
+        "Share of image policy lookups answered from the cache since start"
+    );
+    describe_gauge!(
+        "adjutant_logged_in",
+        "1 while the worker holds a hub session"
+    );
+    describe_gauge!(
+        "adjutant_build_info",
+        "Always 1; the version label is the running koji-adjutant version"
+    );
     describe_counter!(
         "adjutant_http_requests_total",
         "Monitoring HTTP requests, by endpoint and status class"

@@ -531,6 +531,7 @@ fn follow_log(state: State, task_id: i64, initial: Vec<String>) -> HttpResponse 
 
 async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     query_or_return!(&req, &[]);
+    publish_scrape_time_gauges(&state);
     let mut body = match &state.metrics {
         Some(handle) => handle.render(),
         None => String::new(),
@@ -539,6 +540,19 @@ async fn metrics(req: HttpRequest, state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
+}
+
+/// Gauges derived from the snapshot, set just before rendering so they are never stale.
+fn publish_scrape_time_gauges(state: &AppState) {
+    let snapshot = state.sources.snapshot.borrow().clone();
+    let policy = &snapshot.policy;
+    let lookups = policy.hits + policy.misses;
+    if lookups > 0 {
+        ::metrics::gauge!("adjutant_policy_cache_hit_ratio")
+            .set(policy.hits as f64 / lookups as f64);
+    }
+    ::metrics::gauge!("adjutant_logged_in").set(if snapshot.logged_in { 1.0 } else { 0.0 });
+    ::metrics::gauge!("adjutant_build_info", "version" => state.info.version.clone()).set(1.0);
 }
 
 #[derive(Serialize)]
