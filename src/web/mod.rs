@@ -52,6 +52,28 @@ pub struct WebSettings {
     pub info: StaticInfo,
 }
 
+impl WebSettings {
+    /// From the loaded configuration. `worker_id` is the one the worker labels its containers
+    /// with. The hub web UI link uses a `weburl` key of the `[adjutant]` section when the
+    /// configuration table has one (kojid.conf has no such key; see docs/monitoring.md).
+    pub fn from_config(config: &crate::config::Config, worker_id: &str) -> Self {
+        let weburl = config
+            .value(crate::config::Section::Adjutant, "weburl")
+            .and_then(|v| v.value.clone())
+            .filter(|v| !v.trim().is_empty());
+        Self {
+            bind: config.adjutant.monitoring_bind,
+            token: config.adjutant.monitoring_token.clone(),
+            info: StaticInfo {
+                worker_id: worker_id.to_owned(),
+                hub_url: config.kojid.server.0.clone(),
+                weburl,
+                version: crate::cli::VERSION_LINE.to_owned(),
+            },
+        }
+    }
+}
+
 /// The worker's read side, taken from its [`WorkerHandle`].
 #[derive(Clone)]
 pub struct MonitorSources {
