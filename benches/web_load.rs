@@ -186,11 +186,12 @@ async fn fetch_json(addr: SocketAddr, path: &str) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-/// Sum over running tasks of the last `tick N` each printed: the tasks' progress.
+/// Sum over running tasks of the last `tick N` each printed (the tasks' progress), and how
+/// many tasks have started ticking.
 async fn total_ticks(addr: SocketAddr) -> (usize, u64) {
     let doc = fetch_json(addr, "/status.json").await;
     let tasks = doc["tasks"].as_array().cloned().unwrap_or_default();
-    let ticks = tasks
+    let ticks: Vec<u64> = tasks
         .iter()
         .filter_map(|t| {
             t["log_tail"]
@@ -200,8 +201,8 @@ async fn total_ticks(addr: SocketAddr) -> (usize, u64) {
                 .map(str::to_owned)
         })
         .filter_map(|line| line.rsplit("tick ").next()?.parse::<u64>().ok())
-        .sum();
-    (tasks.len(), ticks)
+        .collect();
+    (ticks.len(), ticks.iter().sum())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -286,13 +287,15 @@ fn parent() {
     runtime.block_on(async move {
         let ready_by = Instant::now() + Duration::from_secs(300);
         loop {
-            let (running, ticks) = total_ticks(addr).await;
-            if running == tasks && ticks >= tasks as u64 {
+            let (ticking, _) = total_ticks(addr).await;
+            if ticking == tasks {
                 break;
             }
-            assert!(Instant::now() < ready_by, "only {running} of {tasks} tasks started");
+            assert!(Instant::now() < ready_by, "only {ticking} of {tasks} tasks started");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        // Let the last container starts settle before the idle baseline.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         println!(
             "web_load: {tasks} tasks running (each logs a line every 100 ms), {rate} req/s for {seconds} s per endpoint"
         );

@@ -392,10 +392,10 @@ pub fn status_document(
             .iter()
             .map(|task| task_view(info, task, &live, tail_of(task.task_id), now))
             .collect(),
+        // The snapshot keeps them newest first already.
         recent_tasks: snapshot
             .recent
             .iter()
-            .rev()
             .map(|task| finished_view(info, task))
             .collect(),
         containers: live.iter().map(container_view).collect(),
@@ -438,4 +438,86 @@ pub fn status_document(
 /// Seconds since the epoch, for the process start time metric.
 pub fn epoch_seconds(at: SystemTime) -> f64 {
     unix_seconds(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koji_adjutant_actors::snapshot::{TaskPhase, Warning};
+
+    fn finished(task_id: i64, finished: SystemTime, outcome: TaskOutcome) -> FinishedTask {
+        FinishedTask {
+            task_id,
+            method: "buildArch".into(),
+            details: BTreeMap::from([("nvr".to_owned(), "pkg-1-1".to_owned())]),
+            started: finished - Duration::from_secs(90),
+            finished,
+            outcome,
+            timeline: vec![
+                PhaseEntry {
+                    phase: TaskPhase::Opened,
+                    since: finished - Duration::from_secs(90),
+                },
+                PhaseEntry {
+                    phase: TaskPhase::Building,
+                    since: finished - Duration::from_secs(60),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn recent_tasks_and_warnings_are_newest_first_with_their_reasons() {
+        let now = SystemTime::now();
+        let mut snapshot = WorkerSnapshot::new(10, 8192);
+        // The Supervisor publishes its history newest first.
+        snapshot.recent = vec![
+            finished(
+                2,
+                now,
+                TaskOutcome::Failed {
+                    fault_code: 1,
+                    message: "rpmbuild failed".into(),
+                },
+            ),
+            finished(1, now - Duration::from_secs(300), TaskOutcome::Closed),
+        ];
+        // Warnings are kept oldest first.
+        snapshot.warnings = vec![
+            Warning {
+                at: now - Duration::from_secs(60),
+                source: "policy".into(),
+                message: "older".into(),
+            },
+            Warning {
+                at: now,
+                source: "supervisor".into(),
+                message: "newer".into(),
+            },
+        ];
+        let info = StaticInfo {
+            weburl: Some("https://koji.example/koji/".into()),
+            ..StaticInfo::default()
+        };
+        let doc = status_document(&info, &snapshot, vec![], vec![], |_| vec![]);
+        let ids: Vec<i64> = doc.recent_tasks.iter().map(|t| t.task_id).collect();
+        assert_eq!(ids, [2, 1]);
+        let failed = &doc.recent_tasks[0];
+        assert_eq!(failed.outcome, "failed");
+        assert_eq!(failed.fault_code, Some(1));
+        assert_eq!(failed.reason.as_deref(), Some("rpmbuild failed"));
+        assert_eq!(failed.duration_seconds, 90.0);
+        assert_eq!(
+            failed.url.as_deref(),
+            Some("https://koji.example/koji/taskinfo?taskID=2")
+        );
+        let phases: Vec<(&str, f64)> = failed
+            .timeline
+            .iter()
+            .map(|p| (p.phase, p.seconds))
+            .collect();
+        assert_eq!(phases, [("opened", 30.0), ("building", 60.0)]);
+        assert_eq!(doc.warnings[0].message, "newer");
+        assert_eq!(doc.policy_cache.hit_ratio, None);
+    }
 }

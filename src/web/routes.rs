@@ -332,7 +332,6 @@ fn find_task(state: &AppState, task_id: i64) -> Option<AnyTask> {
     snapshot
         .recent
         .iter()
-        .rev()
         .find(|t| t.task_id == task_id)
         .map(|t| AnyTask::Finished(model::finished_view(&state.info, t)))
 }
