@@ -679,9 +679,54 @@ async fn the_token_is_enforced_and_hostile_queries_are_refused() {
     assert_eq!(fine.status, 200, "{}", fine.body);
     assert!(fine.json()["lines"].as_array().unwrap().len() <= 200);
 
+    // Log streams are bounded, and a closed stream gives its slot back.
+    let follow = format!("{logs}?follow=1");
+    let mut streams = Vec::new();
+    for _ in 0..koji_adjutant::web::MAX_LOG_FOLLOWERS {
+        streams.push(open_stream(addr, &follow, token).await);
+    }
+    let refused = get(addr, &follow, &ok).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("already open"), "{}", refused.body);
+    drop(streams);
+    let mut reopened = false;
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head =
+            format!("GET {follow} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 512];
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .unwrap();
+        if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200") {
+            reopened = true;
+            break;
+        }
+        // The server notices a closed stream at its next write (every 0.5 s).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reopened, "slots of closed streams are given back");
+
     worker.release.cancel();
     shutdown.cancel();
     worker.stop().await;
+}
+
+/// Opens a `follow=1` stream and waits for its response head; the stream stays open.
+async fn open_stream(addr: std::net::SocketAddr, path: &str, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = stream.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/event-stream"), "{text}");
+    stream
 }
 
 #[actix_rt::test]
