@@ -531,6 +531,27 @@ async fn the_token_is_enforced_and_hostile_queries_are_refused() {
     let auth = format!("Bearer {token}");
     let ok = [("Authorization", auth.as_str())];
 
+    // A taken address is a clear start-up error, not a silent missing dashboard.
+    let taken = koji_adjutant::web::MonitorServer::bind(
+        koji_adjutant::web::WebSettings {
+            bind: addr,
+            token: None,
+            info: koji_adjutant::web::StaticInfo::default(),
+        },
+        worker.sources(),
+        None,
+    );
+    match taken {
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&addr.to_string()) && message.contains("monitoring_bind"),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("binding {addr} twice must fail"),
+    }
+
     let id = worker
         .hub
         .create_task(method, vec![json!("f40-build"), json!("x-1-1"), json!(1)]);
