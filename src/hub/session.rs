@@ -183,8 +183,36 @@ impl HubConnection {
         }
     }
 
-    /// The retry loop of koji's `ClientSession._callMethod` (§1.9) for one prepared request.
+    /// [`Self::retry_loop`], counted and timed for `/metrics` (`adjutant_hub_calls_total`,
+    /// `adjutant_hub_call_duration_seconds`); the method name is a bounded label.
     async fn send_with_retries(
+        &self,
+        request: &PostRequest,
+        what: &str,
+        callnum: Option<u64>,
+        retry_transport_errors: bool,
+    ) -> Result<(Value, u32), HubError> {
+        let started = std::time::Instant::now();
+        let result = self
+            .retry_loop(request, what, callnum, retry_transport_errors)
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(HubError::Fault(_)) => "fault",
+            Err(HubError::Transport(_)) => "transport",
+            Err(HubError::Decode(_)) => "decode",
+            Err(HubError::Cancelled { .. }) => "cancelled",
+            Err(_) => "error",
+        };
+        metrics::counter!("adjutant_hub_calls_total", "method" => what.to_owned(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("adjutant_hub_call_duration_seconds", "method" => what.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The retry loop of koji's `ClientSession._callMethod` (§1.9) for one prepared request.
+    async fn retry_loop(
         &self,
         request: &PostRequest,
         what: &str,
@@ -215,6 +243,7 @@ impl HubConnection {
                         Ok(Err(raw)) => {
                             let fault = KojiFault::from(raw);
                             if fault.kind == FaultKind::ServerOffline && options.offline_retry {
+                                metrics::counter!("adjutant_hub_offline_waits_total").increment(1);
                                 tracing::warn!(
                                     call = what,
                                     callnum,
@@ -252,6 +281,8 @@ impl HubConnection {
                 return Err(error);
             }
             tracing::warn!(call = what, callnum, attempt = tries, max_retries = options.max_retries, %error, "hub call failed, will retry");
+            metrics::counter!("adjutant_hub_retries_total", "method" => what.to_owned())
+                .increment(1);
             // The first retry is immediate; later ones honour retry_interval.
             if tries > 1 {
                 tracing::info!(
@@ -576,6 +607,7 @@ impl Session {
         match self.send_locked(&mut state, &payload, timeout).await {
             Err(HubError::Fault(fault)) if fault.kind == FaultKind::AuthExpired => {
                 tracing::warn!(reason = %fault.message, "session expired, renewing it and replaying the call");
+                metrics::counter!("adjutant_hub_relogins_total").increment(1);
                 self.login_locked(&mut state, true).await?;
                 let (value, sends) = self.send_locked(&mut state, &payload, timeout).await?;
                 Ok((value, sends + 1))

@@ -200,6 +200,10 @@ impl HubClient {
                 target: target.relative_path(),
                 detail: error.to_string(),
             })?;
+        metrics::counter!("adjutant_upload_bytes_total").increment(chunk.len() as u64);
+        if sends > 1 {
+            metrics::counter!("adjutant_upload_retries_total").increment(1);
+        }
         Ok((reply, sends > 1))
     }
 
@@ -334,6 +338,7 @@ impl HubClient {
                 vec![],
             )
             .await?;
+        metrics::counter!("adjutant_upload_bytes_total").increment(data.len() as u64);
         Ok(matches!(value, Value::Boolean(true)))
     }
 
@@ -524,6 +529,11 @@ impl IncrementalUpload {
             self.position += chunk.len() as u64;
             sent += chunk.len() as u64;
         }
+        // How far the hub's copy trailed the file: from its last write until it was sent.
+        if let Ok(written) = metadata.modified() {
+            let lag = written.elapsed().unwrap_or_default();
+            metrics::histogram!("adjutant_log_upload_lag_seconds").record(lag.as_secs_f64());
+        }
         Ok(sent)
     }
 
@@ -558,6 +568,7 @@ impl IncrementalUpload {
                 return Ok(());
             }
             if attempt < LOG_CHUNK_ATTEMPTS {
+                metrics::counter!("adjutant_upload_retries_total").increment(1);
                 tracing::warn!(target = %self.target.relative_path(), offset, attempt, "log chunk did not arrive intact, sending it again");
                 client
                     .connection()

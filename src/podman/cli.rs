@@ -82,6 +82,27 @@ where
         .stderr(Stdio::piped())
         // A timed-out podman client is killed; its container is handled by name afterwards.
         .kill_on_drop(true);
+    let started = std::time::Instant::now();
+    let result = wait(command, program, operation, timeout).await;
+    // `operation` is one of the runtime's fixed names, so it is a bounded label.
+    let outcome = match &result {
+        Ok(output) if output.status == 0 => "ok",
+        Ok(_) => "failed",
+        Err(_) => "error",
+    };
+    metrics::counter!("adjutant_container_operations_total", "operation" => operation.to_owned(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("adjutant_container_operation_duration_seconds", "operation" => operation.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn wait(
+    mut command: Command,
+    program: &Path,
+    operation: &str,
+    timeout: Duration,
+) -> Result<Output, RuntimeError> {
     let child = command.spawn().map_err(|err| spawn_error(program, &err))?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(output)) => Ok(Output {

@@ -556,15 +556,23 @@ impl ContainerRuntime for PodmanRuntime {
             ));
         }
         let timeout = self.inner.options.pull_timeout;
-        match cli::run(
+        let started = std::time::Instant::now();
+        let pulled = cli::run(
             self.program(),
             "pull",
             ["pull", "--quiet", image],
             timeout,
             self.podman_cwd(),
         )
-        .await
-        {
+        .await;
+        let outcome = match &pulled {
+            Ok(output) if output.status == 0 => "ok",
+            _ => "failed",
+        };
+        metrics::counter!("adjutant_image_pulls_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("adjutant_image_pull_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match pulled {
             Ok(output) if output.status == 0 => Ok(()),
             Ok(output) => Err(unavailable(format!(
                 "podman pull failed: {}",
