@@ -17,6 +17,8 @@ apt_packages=(
     pkg-config libssl-dev libkrb5-dev
     # rpm tools on the host, for test SRPMs
     rpm createrepo-c
+    # the monitoring tests: promtool checks /metrics, headless Chromium loads /status
+    prometheus chromium
 )
 missing=()
 for p in "${apt_packages[@]}"; do

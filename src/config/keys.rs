@@ -359,6 +359,8 @@ settings! {
     monitoring_bind: SocketAddr = Some("127.0.0.1:8080"), secret false, containers "";
     /// Bearer token required by the monitoring API; unset means no authentication.
     monitoring_token: Option<String> = None, secret true, containers "";
+    /// The hub's web UI (e.g. https://koji.example.com/koji); task ids on /status link to it.
+    weburl: Option<String> = None, secret false, containers "";
     /// Seconds a finished task stays listed in monitoring.
     monitoring_task_history_ttl: Seconds = Some("86400"), secret false, containers "";
     /// Seconds a removed container stays listed in monitoring.

@@ -54,13 +54,14 @@ pub struct WebSettings {
 
 impl WebSettings {
     /// From the loaded configuration. `worker_id` is the one the worker labels its containers
-    /// with. The hub web UI link uses a `weburl` key of the `[adjutant]` section when the
-    /// configuration table has one (kojid.conf has no such key; see docs/monitoring.md).
+    /// with. Task ids link to the hub's web UI when `[adjutant] weburl` is set (kojid.conf has
+    /// no such key of its own).
     pub fn from_config(config: &crate::config::Config, worker_id: &str) -> Self {
         let weburl = config
-            .value(crate::config::Section::Adjutant, "weburl")
-            .and_then(|v| v.value.clone())
-            .filter(|v| !v.trim().is_empty());
+            .adjutant
+            .weburl
+            .clone()
+            .filter(|url| !url.trim().is_empty());
         Self {
             bind: config.adjutant.monitoring_bind,
             token: config.adjutant.monitoring_token.clone(),
