@@ -775,7 +775,7 @@ impl Buildroot {
                 .run(Step {
                     name: "check-buildrequires",
                     argv: sh(&format!(
-                        "exec rpmbuild -bp --nobuild --target {} {}",
+                        "exec rpmbuild -br --target {} {}",
                         shell_quote(&super::config::target_arch(arch)),
                         shell_quote(spec_path)
                     )),
