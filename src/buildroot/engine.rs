@@ -166,6 +166,9 @@ enum As {
     Root,
     /// `build_user`, in the build network (rpmbuild), inside the buildroot.
     Builder,
+    /// `build_user`, in the build network, in the container's own root (probes that must
+    /// not depend on what the installroot holds).
+    BuilderOutsideRoot,
 }
 
 /// Whether a step's stdout is kept for parsing.
@@ -390,7 +393,15 @@ impl Buildroot {
             selinux_label: settings.selinux_label,
             env: BTreeMap::from([("LANG".to_owned(), "C.UTF-8".to_owned())]),
             network: settings.buildroot_network.clone(),
-            cap_add: BUILDROOT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
+            cap_add: {
+                let mut caps: Vec<String> =
+                    BUILDROOT_CAPS.iter().map(|c| (*c).to_owned()).collect();
+                // rpm chroots into an installroot to run scriptlets.
+                if settings.mode == BuildrootMode::Installroot {
+                    caps.push("SYS_CHROOT".to_owned());
+                }
+                caps
+            },
             limits: settings.limits.clone(),
         };
         self.note(&format!(
@@ -482,7 +493,7 @@ impl Buildroot {
             .run(Step {
                 name: "isolation-check",
                 argv: vec!["true".into()],
-                who: As::Builder,
+                who: As::BuilderOutsideRoot,
                 log: MOCK_OUTPUT_LOG,
                 timeout: Duration::from_secs(60),
                 capture: Capture::No,
@@ -923,7 +934,7 @@ impl Buildroot {
     /// The argv that runs `command` as `build_user`, inside the buildroot and, unless the
     /// site allows it, in an empty network namespace. An unprivileged user namespace owns
     /// that network namespace, so the container needs no CAP_SYS_ADMIN.
-    fn builder_argv(&self, command: Vec<String>) -> Vec<String> {
+    fn builder_argv(&self, command: Vec<String>, in_root: bool) -> Vec<String> {
         let settings = &self.spec.settings;
         let user = settings.build_user;
         let mut argv = vec![
@@ -934,7 +945,7 @@ impl Buildroot {
             "--".to_owned(),
         ];
         let isolated = settings.build_network == BuildNetwork::Isolated;
-        let installroot = settings.mode == BuildrootMode::Installroot;
+        let installroot = in_root && settings.mode == BuildrootMode::Installroot;
         if isolated || installroot {
             argv.extend([
                 "unshare".to_owned(),
@@ -980,10 +991,11 @@ impl Buildroot {
         };
         let argv = match step.who {
             As::Root => step.argv,
-            As::Builder => self.builder_argv(step.argv),
+            As::Builder => self.builder_argv(step.argv, true),
+            As::BuilderOutsideRoot => self.builder_argv(step.argv, false),
         };
         let mut env = BTreeMap::new();
-        if step.who == As::Builder {
+        if step.who != As::Root {
             env.insert("HOME".to_owned(), "/builddir".to_owned());
             env.insert("USER".to_owned(), "mockbuild".to_owned());
             env.extend(build_environment(&self.spec));
