@@ -16,7 +16,7 @@ use koji_adjutant::buildroot::{
     ExternalRepoRef, ImageRpmPolicy, InstallGroup, LocalContainers, TagExtra, UidGid,
 };
 use koji_adjutant::podman::{PodmanOptions, PodmanRuntime};
-use koji_adjutant_actors::runtime::ContainerRuntime;
+use koji_adjutant_actors::runtime::{ContainerRuntime, LogSink, OutputStream};
 use tokio_util::sync::CancellationToken;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -187,6 +187,17 @@ fn spec(
         tag_extra: TagExtra::default(),
         extra_macros: Vec::new(),
         settings,
+    }
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl LogSink for Lines {
+    fn line(&self, _: OutputStream, line: &str) {
+        self.lines.lock().unwrap().push(line.to_owned());
     }
 }
 
@@ -428,6 +439,7 @@ async fn the_build_step_has_no_network_and_runs_as_the_build_user() {
 async fn a_failing_build_gives_kojids_message_and_build_log_has_the_error() {
     let work = tempfile::tempdir().unwrap();
     let srpm = build_srpm("fails-build", &work.path().join("work"));
+    let observer = Arc::new(Lines::default());
     let mut buildroot = Buildroot::init(
         containers("fail"),
         spec(
@@ -436,7 +448,7 @@ async fn a_failing_build_gives_kojids_message_and_build_log_has_the_error() {
             Vec::new(),
             BuildrootSettings::default(),
         ),
-        None,
+        Some(observer.clone() as Arc<dyn LogSink>),
     )
     .await
     .unwrap();
@@ -446,6 +458,17 @@ async fn a_failing_build_gives_kojids_message_and_build_log_has_the_error() {
     assert_eq!(
         error.to_string(),
         "error building package (arch noarch), rpmbuild exited with status 1; see build.log for more information"
+    );
+    // The observer (the task's live tail) saw what mock_output.log got.
+    let seen = observer.lines.lock().unwrap().join("\n");
+    assert!(
+        seen.contains("step rpmbuild exited with status 1"),
+        "{seen}"
+    );
+    let mock_output = read(log_dir.join("mock_output.log"));
+    assert!(
+        mock_output.contains("step rpmbuild exited with status 1"),
+        "{mock_output}"
     );
     let build_log = read(log_dir.join("build.log"));
     assert!(
