@@ -166,9 +166,6 @@ enum As {
     Root,
     /// `build_user`, in the build network (rpmbuild), inside the buildroot.
     Builder,
-    /// `build_user`, in the build network, in the container's own root (probes that must
-    /// not depend on what the installroot holds).
-    BuilderOutsideRoot,
 }
 
 /// Whether a step's stdout is kept for parsing.
@@ -270,29 +267,57 @@ impl Buildroot {
             uid = user.uid,
             gid = user.gid,
         );
-        self.expect_success(Step {
-            name: "setup",
-            argv: sh(&setup),
-            who: As::Root,
-            log: MOCK_OUTPUT_LOG,
-            timeout: Duration::from_secs(300),
-            capture: Capture::No,
-        })
-        .await?;
-        self.run(Step {
-            name: "hw_info",
-            argv: sh(HW_INFO_SCRIPT),
-            who: As::Root,
-            log: HW_INFO_LOG,
-            timeout: Duration::from_secs(60),
-            capture: Capture::No,
-        })
-        .await?;
-        if self.spec.settings.mode == BuildrootMode::Image {
-            self.snapshot_image_rpms().await?;
-            if self.spec.settings.build_network == BuildNetwork::Isolated {
-                self.check_isolation().await?;
+        // One exec for everything before the install: each `podman exec` costs a few tenths of
+        // a second. The hardware report and the image's rpm list are written to files in the
+        // task dir and read back here.
+        let mut setup = setup;
+        setup.push_str(&format!(
+            "{{ {HW_INFO_SCRIPT}; }} > {TASK_MOUNT}/logs/{HW_INFO_LOG} 2>&1\n"
+        ));
+        let image_mode = self.spec.settings.mode == BuildrootMode::Image;
+        if image_mode {
+            setup.push_str(&format!(
+                "rpm -qa --qf {} > {TASK_MOUNT}/buildroot/image-rpms.txt\n",
+                shell_quote(RPM_QA_FORMAT)
+            ));
+        }
+        if self.spec.settings.build_network == BuildNetwork::Isolated {
+            // Proves the build step can be cut off the network before anything depends on
+            // it: a build never runs with network because the isolation silently failed.
+            let probe = self.builder_argv(vec!["true".into()], false);
+            setup.push_str(&format!(
+                "if ! {}; then echo 'the network isolation probe failed' >&2; exit {ISOLATION_FAILED}; fi\n",
+                probe.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        let outcome = self
+            .run(Step {
+                name: "setup",
+                argv: sh(&setup),
+                who: As::Root,
+                log: MOCK_OUTPUT_LOG,
+                timeout: Duration::from_secs(300),
+                capture: Capture::No,
+            })
+            .await?;
+        match outcome.exit_code {
+            0 => {}
+            ISOLATION_FAILED => {
+                return Err(BuildrootError::NetworkIsolation {
+                    message: "setpriv … unshare --user --map-current-user --net failed in the \
+                              container (see mock_output.log)"
+                        .into(),
+                });
             }
+            status => {
+                return Err(BuildrootError::Init {
+                    name: self.name(),
+                    reason: format!("step setup exited with status {status}; see mock_output.log"),
+                });
+            }
+        }
+        if image_mode {
+            self.snapshot_image_rpms()?;
         }
         if self.spec.repo_urls.is_empty() {
             if self.spec.settings.mode == BuildrootMode::Installroot {
@@ -333,7 +358,6 @@ impl Buildroot {
         }
         if self.spec.settings.mode == BuildrootMode::Installroot {
             self.finish_installroot().await?;
-            self.check_isolation().await?;
         }
         self.phase_finish("init", started);
         Ok(())
@@ -420,11 +444,18 @@ impl Buildroot {
     }
 
     /// `rpm -qa` before anything is installed: these rpms came with the image.
-    async fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
+    /// The image's `rpm -qa` from before anything was installed (written by the setup step):
+    /// these rpms came with the image.
+    fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
         // The runtime contract has no image inspect, and podman fills /run/.containerenv only
         // for privileged containers, so the id stays unknown until the contract grows one.
         self.image_digest.clear();
-        let lines = self.query_rpms("image-rpms").await?;
+        let path = self.spec.work_dir.join("buildroot/image-rpms.txt");
+        let lines: Vec<String> = std::fs::read_to_string(&path)
+            .map_err(BuildrootError::io("reading the image's rpm list", &path))?
+            .lines()
+            .map(str::to_owned)
+            .collect();
         let parsed = parse_rpm_qa(&lines)?;
         let mut text = format!(
             "image: {}\nimage id: {}\n\nrpm -qa of the image (these rpms came with the image, \
@@ -476,30 +507,6 @@ impl Buildroot {
             });
         }
         Ok(lines)
-    }
-
-    /// Proves the build step can be cut off the network before anything depends on it: a
-    /// build never runs with network because the isolation silently failed.
-    async fn check_isolation(&mut self) -> Result<(), BuildrootError> {
-        let outcome = self
-            .run(Step {
-                name: "isolation-check",
-                argv: vec!["true".into()],
-                who: As::BuilderOutsideRoot,
-                log: MOCK_OUTPUT_LOG,
-                timeout: Duration::from_secs(60),
-                capture: Capture::No,
-            })
-            .await?;
-        if outcome.exit_code != 0 {
-            return Err(BuildrootError::NetworkIsolation {
-                message: format!(
-                    "unshare --net --user exited with status {} (see mock_output.log)",
-                    outcome.exit_code
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// What mock adds to a fresh chroot: device nodes and a passwd entry for the build user.
@@ -984,7 +991,6 @@ impl Buildroot {
         let argv = match step.who {
             As::Root => step.argv,
             As::Builder => self.builder_argv(step.argv, true),
-            As::BuilderOutsideRoot => self.builder_argv(step.argv, false),
         };
         let mut env = BTreeMap::new();
         if step.who != As::Root {
@@ -1118,6 +1124,9 @@ impl Drop for Buildroot {
         }
     }
 }
+
+/// The setup step's exit status when the network isolation probe failed.
+const ISOLATION_FAILED: i32 = 97;
 
 const HW_INFO_SCRIPT: &str = "echo 'CPU info:'; (lscpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo); \
 echo; echo 'Memory:'; (free -h 2>/dev/null || head -3 /proc/meminfo); \
