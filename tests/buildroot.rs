@@ -661,3 +661,38 @@ async fn a_cancelled_build_stops_at_once_and_names_the_step() {
     assert_eq!(error.to_string(), "the build was cancelled during rpmbuild");
     buildroot.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn rebuild_srpm_in_an_srpm_build_buildroot_applies_the_tag_macros() {
+    let repo = stub_repo();
+    let work = tempfile::tempdir().unwrap();
+    let srpm = build_srpm("hello-c", &work.path().join("work"));
+    let mut srpm_spec = spec(
+        work.path(),
+        "noarch",
+        vec![repo.url.clone()],
+        BuildrootSettings::default(),
+    );
+    srpm_spec.install_group = InstallGroup::SrpmBuild;
+    srpm_spec.tag_extra = TagExtra(
+        [("rpm.macro.dist".to_owned(), serde_json::json!(".srpm1"))]
+            .into_iter()
+            .collect(),
+    );
+    let mut buildroot = Buildroot::init(containers("srpm"), srpm_spec, None)
+        .await
+        .unwrap();
+    let output = buildroot.build_srpm(&srpm).await;
+    let log_dir = buildroot.logs().dir().to_path_buf();
+    buildroot.release().await.unwrap();
+    let build_log = read(log_dir.join("build.log"));
+    let output = output.unwrap_or_else(|e| panic!("{e}\n{build_log}"));
+    assert_eq!(
+        output.srpm.file_name().unwrap().to_string_lossy(),
+        "hello-c-1.0-1.srpm1.src.rpm"
+    );
+    assert!(output.srpm.starts_with(work.path()));
+    assert!(read(log_dir.join("root.log")).contains("install @srpm-build"));
+    // rebuildSRPM never compiles: no %build ran.
+    assert!(!build_log.contains("Executing(%build)"), "{build_log}");
+}
