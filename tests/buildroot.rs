@@ -696,3 +696,28 @@ async fn rebuild_srpm_in_an_srpm_build_buildroot_applies_the_tag_macros() {
     // rebuildSRPM never compiles: no %build ran.
     assert!(!build_log.contains("Executing(%build)"), "{build_log}");
 }
+
+#[tokio::test]
+async fn a_missing_image_under_pull_never_fails_init_and_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let settings = BuildrootSettings {
+        pull_policy: koji_adjutant_actors::runtime::PullPolicy::Never,
+        ..BuildrootSettings::default()
+    };
+    let mut missing = spec(work.path(), "noarch", Vec::new(), settings);
+    missing.image = "localhost/koji-adjutant-no-such-image:1".into();
+    let error = Buildroot::init(containers("noimage"), missing, None)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("localhost/koji-adjutant-no-such-image:1") && text.contains("never"),
+        "{text}"
+    );
+    // The failure is in the worker's own log of the task too.
+    let mock_output = read(work.path().join("logs/mock_output.log"));
+    assert!(
+        mock_output.contains("buildroot init failed"),
+        "{mock_output}"
+    );
+}
