@@ -20,6 +20,7 @@
 //! [`local`] runs the same pipeline with no hub at all (`koji-adjutant build`).
 
 mod config;
+mod doctor;
 mod engine;
 mod error;
 pub mod local;
@@ -35,6 +36,7 @@ use koji_adjutant_actors::runtime::{Mount, NetworkMode, PullPolicy, ResourceLimi
 
 pub use crate::config::types::{BuildrootMode, UidGid};
 pub use config::{DnfConfig, RpmMacros, canon_arch, python_str, repo_baseurls, target_arch};
+pub use doctor::doctor_checks;
 pub use engine::{Buildroot, BuildrootContainers, LocalContainers};
 pub use error::BuildrootError;
 pub use logs::{BuildrootLogs, LogFile};
