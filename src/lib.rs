@@ -5,6 +5,7 @@
 //! configuration, the hub client, the podman runtime, task handlers and the web layer.
 //! See ARCHITECTURE.md for the code map and the invariants.
 
+pub mod buildroot;
 pub mod cli;
 pub mod config;
 pub mod doctor;
