@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use koji_adjutant_actors::handler::TaskContext;
-use serde_json::Value;
+
+use crate::buildroot::{
+    BuildOutput, Buildroot, BuildrootContainers, BuildrootError, BuildrootSettings, BuildrootSpec,
+    InstalledRpms, SrpmOutput,
+};
 
 /// The kojid.conf settings the build handlers read.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,99 +84,62 @@ pub trait TaskFiles: Send + Sync + 'static {
     async fn sync_log(&self, task_id: i64, local: &Path, name: &str) -> Result<(), FileError>;
 }
 
-/// One installed package of a buildroot, as `setBuildRootList` wants it (§5.5), before the
-/// repo's `rpmlist.jsonl` ids are added.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct InstalledRpm {
-    pub name: String,
-    pub version: String,
-    pub release: String,
-    pub epoch: Option<i64>,
-    pub arch: String,
-    pub payloadhash: String,
-    pub size: i64,
-    pub buildtime: i64,
+/// A live buildroot as the handlers drive it: the engine's [`crate::buildroot::Buildroot`] in
+/// the worker, an in-memory fake in the handler tests.
+#[async_trait::async_trait]
+pub trait ActiveBuildroot: Send + Sync {
+    /// The rpmdb now (and `installed_pkgs.log` rewritten).
+    async fn installed_rpms(&self) -> Result<InstalledRpms, BuildrootError>;
+    /// buildArch's rebuild: BuildRequires, then `rpmbuild --rebuild` offline.
+    async fn build_rpms(&mut self, srpm: &Path) -> Result<BuildOutput, BuildrootError>;
+    /// rebuildSRPM's unpack and `rpmbuild -bs`.
+    async fn build_srpm(&mut self, srpm: &Path) -> Result<SrpmOutput, BuildrootError>;
+    /// Removes the container.
+    async fn release(self: Box<Self>) -> Result<(), BuildrootError>;
 }
 
-impl InstalledRpm {
-    pub fn nvra(&self) -> String {
-        format!(
-            "{}-{}-{}.{}",
-            self.name, self.version, self.release, self.arch
-        )
+/// Makes buildroots (mock `--init`).
+#[async_trait::async_trait]
+pub trait BuildrootFactory: Send + Sync + 'static {
+    async fn init(
+        &self,
+        ctx: &TaskContext,
+        spec: BuildrootSpec,
+    ) -> Result<Box<dyn ActiveBuildroot>, BuildrootError>;
+}
+
+/// The real engine: one container per buildroot, created through the task's
+/// [`koji_adjutant_actors::handler::TaskContainers`] so that the registry knows it and the
+/// TaskActor removes it however the task ends.
+pub struct ContainerEngine;
+
+#[async_trait::async_trait]
+impl BuildrootFactory for ContainerEngine {
+    async fn init(
+        &self,
+        ctx: &TaskContext,
+        spec: BuildrootSpec,
+    ) -> Result<Box<dyn ActiveBuildroot>, BuildrootError> {
+        let containers: Arc<dyn BuildrootContainers> = Arc::new(ctx.containers.clone());
+        let buildroot = Buildroot::init(containers, spec, Some(Arc::clone(&ctx.logs))).await?;
+        Ok(Box::new(buildroot))
     }
 }
 
-/// What the build handlers ask of a buildroot (§5.2, replacing the mock config).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuildrootRequest {
-    pub task_id: i64,
-    pub buildroot_id: i64,
-    pub repo_id: i64,
-    pub tag_name: String,
-    /// `canonArch(br_arch)`.
-    pub br_arch: String,
-    /// The rpm `--target` arch (`armhfp` → `armv7hl`).
-    pub target_arch: String,
-    /// `build` for buildArch, `srpm-build` for rebuildSRPM.
-    pub install_group: String,
-    /// `getBuildConfig(tag, event=repo.create_event)` (arches, extra with `rpm.macro.*`,
-    /// `mock.*`, …).
-    pub build_config: Value,
-    /// The image chosen by the PolicyCache.
-    pub image: String,
-    /// Directory on the host where the engine writes its logs and results.
-    pub result_dir: PathBuf,
-}
-
-/// How a build step in the buildroot ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepResult {
-    /// 0 on success; else mock's convention (10 = rpmbuild failed, 1 = unclear, other =
-    /// buildroot problem), which selects the log named in the failure message.
-    pub exit_status: i32,
-    /// Files the step produced in the result dir (rpms and srpms).
-    pub outputs: Vec<PathBuf>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The buildroot could not be set up (image, group install, BuildRequires).
-    #[error("{0}")]
-    Init(String),
-    #[error("{0}")]
-    Step(String),
-    #[error("cancelled")]
-    Cancelled,
-}
-
-/// A buildroot that exists (container created, group installed).
 #[async_trait::async_trait]
-pub trait Buildroot: Send {
-    /// The rpm database of the buildroot now, minus `buildsys-build` and `gpg-pubkey`.
-    async fn installed(&mut self) -> Result<Vec<InstalledRpm>, EngineError>;
-
-    /// `rpmbuild --rebuild` of `srpm` for `target_arch`, offline, as the build user.
-    async fn rebuild(&mut self, srpm: &Path, target_arch: &str) -> Result<StepResult, EngineError>;
-
-    /// rebuildSRPM: unpack `srpm` and rebuild it with `rpmbuild -bs` in the buildroot.
-    async fn rebuild_srpm(&mut self, srpm: &Path) -> Result<StepResult, EngineError>;
-
-    /// Log files the engine writes (name as uploaded → local path), uploaded live every second
-    /// and once more at the end.
-    fn log_files(&self) -> Vec<(String, PathBuf)>;
-}
-
-/// Creates buildroots (the container engine in `src/buildroot`).
-#[async_trait::async_trait]
-pub trait BuildrootEngine: Send + Sync + 'static {
-    /// Creates the container and installs the group; the result dir receives the logs as it
-    /// goes, also on failure.
-    async fn create(
-        &self,
-        ctx: &TaskContext,
-        request: &BuildrootRequest,
-    ) -> Result<Box<dyn Buildroot>, EngineError>;
+impl ActiveBuildroot for Buildroot {
+    async fn installed_rpms(&self) -> Result<InstalledRpms, BuildrootError> {
+        Buildroot::installed_rpms(self).await
+    }
+    async fn build_rpms(&mut self, srpm: &Path) -> Result<BuildOutput, BuildrootError> {
+        Buildroot::build_rpms(self, srpm).await
+    }
+    async fn build_srpm(&mut self, srpm: &Path) -> Result<SrpmOutput, BuildrootError> {
+        Buildroot::build_srpm(self, srpm).await
+    }
+    async fn release(self: Box<Self>) -> Result<(), BuildrootError> {
+        Buildroot::release(*self).await
+    }
 }
 
 /// Everything the build handler factories share.
@@ -180,5 +147,11 @@ pub trait BuildrootEngine: Send + Sync + 'static {
 pub struct BuildServices {
     pub settings: BuildSettings,
     pub files: Arc<dyn TaskFiles>,
-    pub engine: Arc<dyn BuildrootEngine>,
+    pub engine: Arc<dyn BuildrootFactory>,
+    /// Worker-wide buildroot settings (kojid.conf and `[adjutant]`).
+    pub buildroot: BuildrootSettings,
+    /// kojid.conf `topurl` (space separated list): the buildroot's repo baseurls.
+    pub topurls: Vec<String>,
+    /// kojid.conf `topdir`, for `file://` baseurls when no topurl is set.
+    pub topdir: Option<PathBuf>,
 }
