@@ -114,6 +114,7 @@ impl LiveLogs {
             let _ = ticker.await;
         }
         let names = sync_all(self.files.as_ref(), self.task_id, &self.dir).await;
+        self.files.forget_task(self.task_id).await;
         let prefix = super::services::task_upload_dir(self.task_id);
         ordered_names(names)
             .into_iter()

@@ -82,6 +82,9 @@ pub trait TaskFiles: Send + Sync + 'static {
     /// Sends what was appended to `local` since the last call (the incremental log uploader,
     /// §3.5), as `<task upload dir>/<name>`.
     async fn sync_log(&self, task_id: i64, local: &Path, name: &str) -> Result<(), FileError>;
+
+    /// The task is over: drop its incremental upload state.
+    async fn forget_task(&self, _task_id: i64) {}
 }
 
 /// A live buildroot as the handlers drive it: the engine's [`crate::buildroot::Buildroot`] in
