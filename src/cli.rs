@@ -58,6 +58,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Log in like the worker, make one hub call and print the result as JSON (for debugging)
     HubCall(HubCallArgs),
+    /// Build an SRPM locally in a container, as a buildArch task would, with no hub
+    Build(BuildArgs),
     /// Print the version and git revision
     Version,
     /// Print docs/config-reference.md, generated from the key definitions
@@ -226,6 +228,63 @@ pub struct HubCallArgs {
     /// keyword arguments, e.g. '[42, {"request": true, "__starstar": true}]'
     #[arg(default_value = "[]")]
     pub args: String,
+}
+
+/// `build FOO.src.rpm`: the buildArch pipeline on this machine (docs/local-builds.md).
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The source rpm to build
+    #[arg(value_name = "SRPM")]
+    pub srpm: PathBuf,
+    /// Container image that is the base of the buildroot
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = "localhost/koji-adjutant-builder:latest"
+    )]
+    pub image: String,
+    /// Baseurl of the repo the buildroot is installed from (repeatable; all form the one repo
+    /// named `build`). Without it the image's own packages are the buildroot.
+    #[arg(long = "repo", value_name = "URL")]
+    pub repos: Vec<String>,
+    /// Target arch [default: this machine's]
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Define an rpm macro, as a tag's rpm.macro.NAME would (repeatable), e.g. --define 'dist .fc40'
+    #[arg(long = "define", value_name = "'NAME VALUE'", value_parser = parse_define)]
+    pub defines: Vec<(String, String)>,
+    /// Where the RPMs and logs go
+    #[arg(
+        long = "resultdir",
+        value_name = "DIR",
+        default_value = "koji-adjutant-results"
+    )]
+    pub result_dir: PathBuf,
+    /// image: install on top of the image; installroot: populate an empty root from the repo
+    #[arg(long, value_name = "MODE", default_value = "image")]
+    pub buildroot_mode: String,
+    /// Numeric UID:GID the build runs as
+    #[arg(long, value_name = "UID:GID", default_value = "1000:1000")]
+    pub build_user: String,
+    /// When to pull the image: if-not-present, always or never
+    #[arg(long, value_name = "POLICY", default_value = "if-not-present")]
+    pub pull: String,
+    /// Seconds rpmbuild may run
+    #[arg(long, value_name = "SECONDS", default_value = "86400")]
+    pub rpmbuild_timeout: u64,
+}
+
+fn parse_define(raw: &str) -> Result<(String, String), String> {
+    let raw = raw.trim();
+    match raw.split_once(char::is_whitespace) {
+        Some((name, value)) if !name.trim_start_matches('%').is_empty() => Ok((
+            name.trim_start_matches('%').to_string(),
+            value.trim().to_string(),
+        )),
+        _ => Err(format!(
+            "{raw:?} is not 'NAME VALUE'; write e.g. --define 'dist .fc40'"
+        )),
+    }
 }
 
 fn parse_key_value(raw: &str) -> Result<(String, String), String> {

@@ -115,6 +115,11 @@ fn main() -> ExitCode {
             }
             hub_call(&config, args)
         }
+        Command::Build(args) => ExitCode::from(koji_adjutant::buildroot::local::build_command(
+            args,
+            cli.verbose,
+            cli.debug,
+        )),
         Command::Run(args) => {
             let config = match config::load(&cli.config_source(&args.overrides)) {
                 Ok(config) => config,

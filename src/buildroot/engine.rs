@@ -1,20 +1,49 @@
 //! The buildroot engine proper: container, phases, steps.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use koji_adjutant_actors::handler::TaskContainers;
 use koji_adjutant_actors::runtime::{
-    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, PullPolicy,
-    RuntimeError,
+    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, Mount,
+    NetworkMode, PullPolicy, RuntimeError, SelinuxLabel,
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    BuildOutput, BuildrootError, BuildrootLogs, BuildrootSettings, BuildrootSpec, InstalledRpms,
-    LogFile, PhaseTiming, SrpmOutput,
+use super::config::{DnfConfig, RpmMacros, build_environment};
+use super::logs::{
+    BUILD_LOG, CaptureSink, HW_INFO_LOG, IMAGE_RPMS_LOG, INSTALLED_PKGS_LOG, MOCK_CONFIG_LOG,
+    MOCK_OUTPUT_LOG, ROOT_LOG, STATE_LOG, TeeSink, timestamp,
 };
+use super::packages::{RPM_QA_FORMAT, installed_pkgs_line, parse_rpm_qa};
+use super::{
+    BuildNetwork, BuildOutput, BuildrootError, BuildrootLogs, BuildrootMode, BuildrootSettings,
+    BuildrootSpec, ImageProvenance, ImageRpmPolicy, InstalledRpm, InstalledRpms, LogFile,
+    PhaseTiming, SrpmOutput,
+};
+
+/// Where the task work dir is mounted in the container.
+pub(crate) const TASK_MOUNT: &str = "/koji/task";
+/// Where `installroot` mode populates the buildroot inside the container.
+pub(crate) const INSTALLROOT: &str = "/buildroot";
+/// dnf's config inside the container; the only config dnf reads (`-c`).
+const DNF_CONF: &str = "/etc/koji-adjutant/dnf.conf";
+/// The capabilities a buildroot container needs on top of the runtime's own: rpm installs
+/// files of any owner and mode (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, SETFCAP), the build step
+/// drops to `build_user` (SETUID, SETGID), `installroot` mode makes device nodes (MKNOD).
+const BUILDROOT_CAPS: [&str; 8] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETFCAP",
+    "SETUID",
+    "SETGID",
+    "MKNOD",
+];
 
 /// Where a buildroot gets its containers: the task's [`TaskContainers`] in the worker (so the
 /// registry knows them and the TaskActor removes them), or [`LocalContainers`] for local
@@ -75,7 +104,7 @@ pub struct LocalContainers {
     pub cancel: CancellationToken,
     /// Container names are `<prefix>-<n>`, labels carry `io.koji.adjutant.worker=<prefix>`.
     pub prefix: String,
-    pub(crate) serial: std::sync::atomic::AtomicU32,
+    pub(crate) serial: AtomicU32,
 }
 
 impl LocalContainers {
@@ -88,7 +117,7 @@ impl LocalContainers {
             runtime,
             cancel,
             prefix: prefix.to_owned(),
-            serial: std::sync::atomic::AtomicU32::new(0),
+            serial: AtomicU32::new(0),
         }
     }
 }
@@ -96,17 +125,24 @@ impl LocalContainers {
 #[async_trait::async_trait]
 impl BuildrootContainers for LocalContainers {
     fn next_name(&self) -> String {
-        todo!()
+        let n = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}-{n}", self.prefix)
     }
     fn labels(&self) -> BTreeMap<String, String> {
-        todo!()
+        koji_adjutant_actors::runtime::task_labels(&self.prefix, 0, "localBuild")
     }
     async fn create_and_start(
         &self,
         spec: &ContainerSpec,
         pull: PullPolicy,
     ) -> Result<ContainerHandle, RuntimeError> {
-        todo!("{spec:?} {pull:?}")
+        self.runtime.ensure_image(&spec.image, pull).await?;
+        let handle = self.runtime.create(spec).await?;
+        if let Err(error) = self.runtime.start(&handle).await {
+            let _ = self.runtime.remove(&handle, true).await;
+            return Err(error);
+        }
+        Ok(handle)
     }
     async fn exec(
         &self,
@@ -114,12 +150,52 @@ impl BuildrootContainers for LocalContainers {
         spec: &ExecSpec,
         sink: Arc<dyn LogSink>,
     ) -> Result<ExecOutcome, RuntimeError> {
-        let _ = sink;
-        todo!("{container:?} {spec:?}")
+        self.runtime
+            .exec(container, spec, sink, self.cancel.child_token())
+            .await
     }
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
-        todo!("{container:?}")
+        self.runtime.remove(container, true).await
     }
+}
+
+/// How a step runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum As {
+    /// root in the container, on the container's network (dnf, copying files).
+    Root,
+    /// `build_user`, in the build network (rpmbuild), inside the buildroot.
+    Builder,
+    /// `build_user`, in the build network, in the container's own root (probes that must
+    /// not depend on what the installroot holds).
+    BuilderOutsideRoot,
+}
+
+/// Whether a step's stdout is kept for parsing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    No,
+    /// Kept, and not written to the log (machine output such as `rpm -qa`).
+    Quiet,
+    /// Kept and written to the log.
+    Tee,
+}
+
+/// One step for [`Buildroot::run`].
+struct Step<'a> {
+    name: &'a str,
+    argv: Vec<String>,
+    who: As,
+    /// The Koji log the output goes to.
+    log: &'a str,
+    timeout: Duration,
+    capture: Capture,
+}
+
+/// How a step ended, with its stdout when it was captured.
+struct StepResult {
+    exit_code: i32,
+    stdout: Vec<String>,
 }
 
 /// A live buildroot: a started container with its group installed.
@@ -129,6 +205,19 @@ pub struct Buildroot {
     pub(crate) spec: BuildrootSpec,
     pub(crate) logs: BuildrootLogs,
     pub(crate) timings: Vec<PhaseTiming>,
+    observer: Option<Arc<dyn LogSink>>,
+    /// `rpm -qa` of the image before anything was installed (`image` mode).
+    image_rpms: Vec<InstalledRpm>,
+    image_digest: String,
+}
+
+impl std::fmt::Debug for Buildroot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buildroot")
+            .field("name", &self.spec.name())
+            .field("container", &self.container)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Buildroot {
@@ -141,10 +230,309 @@ impl Buildroot {
         spec: BuildrootSpec,
         observer: Option<Arc<dyn LogSink>>,
     ) -> Result<Self, BuildrootError> {
-        todo!(
-            "{spec:?} {}",
-            observer.is_some() && Arc::strong_count(&containers) > 0
-        )
+        let logs = BuildrootLogs::create(spec.work_dir.join("logs"))?;
+        let mut buildroot = Buildroot {
+            containers,
+            container: None,
+            spec,
+            logs,
+            timings: Vec::new(),
+            observer,
+            image_rpms: Vec::new(),
+            image_digest: String::new(),
+        };
+        match buildroot.init_steps().await {
+            Ok(()) => Ok(buildroot),
+            Err(error) => {
+                buildroot.note(&format!("buildroot init failed: {error}"));
+                if let Err(removal) = buildroot.remove_container().await {
+                    tracing::warn!(%removal, "could not remove the container of a failed buildroot");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn init_steps(&mut self) -> Result<(), BuildrootError> {
+        let started = self.phase_start("init");
+        self.write_config()?;
+        self.start_container().await?;
+        let root = self.root_prefix();
+        let user = self.spec.settings.build_user;
+        let setup = format!(
+            "set -eu\n\
+             mkdir -p /etc/koji-adjutant {root}/builddir/build/SPECS {root}/builddir/build/SOURCES \
+             {root}/builddir/build/BUILD {root}/builddir/build/BUILDROOT {root}/builddir/build/RPMS \
+             {root}/builddir/build/SRPMS {root}/builddir/originals\n\
+             cp {TASK_MOUNT}/buildroot/dnf.conf {DNF_CONF}\n\
+             cp {TASK_MOUNT}/buildroot/macros {root}/builddir/.rpmmacros\n\
+             chown -R {uid}:{gid} {root}/builddir\n",
+            uid = user.uid,
+            gid = user.gid,
+        );
+        self.expect_success(Step {
+            name: "setup",
+            argv: sh(&setup),
+            who: As::Root,
+            log: MOCK_OUTPUT_LOG,
+            timeout: Duration::from_secs(300),
+            capture: Capture::No,
+        })
+        .await?;
+        self.run(Step {
+            name: "hw_info",
+            argv: sh(HW_INFO_SCRIPT),
+            who: As::Root,
+            log: HW_INFO_LOG,
+            timeout: Duration::from_secs(60),
+            capture: Capture::No,
+        })
+        .await?;
+        if self.spec.settings.mode == BuildrootMode::Image {
+            self.snapshot_image_rpms().await?;
+            if self.spec.settings.build_network == BuildNetwork::Isolated {
+                self.check_isolation().await?;
+            }
+        }
+        if self.spec.repo_urls.is_empty() {
+            if self.spec.settings.mode == BuildrootMode::Installroot {
+                return Err(BuildrootError::Init {
+                    name: self.name(),
+                    reason: "installroot mode needs a repo to populate the buildroot from; \
+                             pass a repo or use buildroot_mode = image"
+                        .into(),
+                });
+            }
+            self.logs.append(
+                ROOT_LOG,
+                "No repo is configured: the image's own packages are the buildroot, \
+                 nothing is installed.",
+            )?;
+        } else {
+            let group = format!("@{}", self.spec.install_group.name());
+            let argv = self.dnf_argv(&["install", &group]);
+            let outcome = self
+                .run(Step {
+                    name: "install-group",
+                    argv,
+                    who: As::Root,
+                    log: ROOT_LOG,
+                    timeout: self.spec.settings.install_timeout,
+                    capture: Capture::No,
+                })
+                .await?;
+            if outcome.exit_code != 0 {
+                return Err(BuildrootError::Init {
+                    name: self.name(),
+                    reason: format!(
+                        "installing {group} failed (dnf exited with status {})",
+                        outcome.exit_code
+                    ),
+                });
+            }
+        }
+        if self.spec.settings.mode == BuildrootMode::Installroot {
+            self.finish_installroot().await?;
+            self.check_isolation().await?;
+        }
+        self.phase_finish("init", started);
+        Ok(())
+    }
+
+    /// Writes dnf.conf and the macros into `<work dir>/buildroot/`, and both (with the build
+    /// environment) into `mock_config.log`, as kojid uploads its generated mock config.
+    fn write_config(&self) -> Result<(), BuildrootError> {
+        let dir = self.spec.work_dir.join("buildroot");
+        std::fs::create_dir_all(&dir).map_err(BuildrootError::io("creating", &dir))?;
+        let dnf = DnfConfig::for_spec(&self.spec);
+        let macros = RpmMacros::for_spec(&self.spec).render();
+        for (name, text) in [("dnf.conf", &dnf.0), ("macros", &macros)] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(BuildrootError::io("writing", &path))?;
+        }
+        let mut summary = format!(
+            "# Generated by koji-adjutant\n\n# Koji buildroot id: {}\n# Koji buildroot name: {}\n\
+             # Koji repo id: {}\n# Koji tag: {}\n\n# image: {}\n# buildroot mode: {}\n\
+             # group: {}\n# target arch: {}\n\n# dnf.conf\n{}\n# rpm macros\n{}",
+            self.spec.buildroot_id.unwrap_or(0),
+            self.spec.name(),
+            self.spec.repo_id.unwrap_or(0),
+            self.spec.tag_name,
+            self.spec.image,
+            self.spec.settings.mode,
+            self.spec.install_group.name(),
+            super::config::target_arch(&self.spec.arch),
+            dnf.0,
+            macros
+        );
+        let env = build_environment(&self.spec);
+        if !env.is_empty() {
+            summary.push_str("\n# build environment\n");
+            for (name, value) in env {
+                summary.push_str(&format!("{name}={value}\n"));
+            }
+        }
+        self.logs.write(MOCK_CONFIG_LOG, &summary)
+    }
+
+    async fn start_container(&mut self) -> Result<(), BuildrootError> {
+        let settings = &self.spec.settings;
+        let mut mounts = vec![Mount {
+            source: self.spec.work_dir.clone(),
+            target: PathBuf::from(TASK_MOUNT),
+            read_only: false,
+        }];
+        mounts.extend(settings.mounts.iter().cloned());
+        let spec = ContainerSpec {
+            image: self.spec.image.clone(),
+            name: self.containers.next_name(),
+            labels: self.containers.labels(),
+            user: Some("0:0".into()),
+            workdir: None,
+            mounts,
+            selinux_label: settings.selinux_label,
+            env: BTreeMap::from([("LANG".to_owned(), "C.UTF-8".to_owned())]),
+            network: settings.buildroot_network.clone(),
+            cap_add: {
+                let mut caps: Vec<String> =
+                    BUILDROOT_CAPS.iter().map(|c| (*c).to_owned()).collect();
+                // rpm chroots into an installroot to run scriptlets.
+                if settings.mode == BuildrootMode::Installroot {
+                    caps.push("SYS_CHROOT".to_owned());
+                }
+                caps
+            },
+            limits: settings.limits.clone(),
+        };
+        self.note(&format!(
+            "creating container {} from {} (network {:?})",
+            spec.name, spec.image, spec.network
+        ));
+        let handle = self
+            .containers
+            .create_and_start(&spec, settings.pull_policy)
+            .await
+            .map_err(|error| {
+                BuildrootError::from_runtime("starting the buildroot container", error)
+            })?;
+        self.container = Some(handle);
+        Ok(())
+    }
+
+    /// `rpm -qa` before anything is installed: these rpms came with the image.
+    async fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
+        let digest = self
+            .run(Step {
+                name: "image-id",
+                argv: sh("sed -n 's/^imageid=\"\\(.*\\)\"$/\\1/p' /run/.containerenv 2>/dev/null || true"),
+                who: As::Root,
+                log: MOCK_OUTPUT_LOG,
+                timeout: Duration::from_secs(60),
+                capture: Capture::Quiet,
+            })
+            .await?;
+        self.image_digest = digest.stdout.join("").trim().to_owned();
+        let lines = self.query_rpms("image-rpms").await?;
+        let parsed = parse_rpm_qa(&lines)?;
+        let mut text = format!(
+            "image: {}\nimage id: {}\n\nrpm -qa of the image (these rpms came with the image, \
+             not from the Koji repo):\n",
+            self.spec.image,
+            if self.image_digest.is_empty() {
+                "unknown"
+            } else {
+                &self.image_digest
+            }
+        );
+        for line in &parsed {
+            text.push_str(&installed_pkgs_line(line));
+            text.push('\n');
+        }
+        self.logs.write(IMAGE_RPMS_LOG, &text)?;
+        self.image_rpms = parsed.into_iter().map(|line| line.rpm).collect();
+        Ok(())
+    }
+
+    async fn query_rpms(&self, step: &str) -> Result<Vec<String>, BuildrootError> {
+        let mut argv = vec!["rpm".to_owned()];
+        if self.spec.settings.mode == BuildrootMode::Installroot {
+            argv.push(format!("--root={INSTALLROOT}"));
+        }
+        argv.extend([
+            "-qa".to_owned(),
+            "--qf".to_owned(),
+            RPM_QA_FORMAT.replace("\\t", "\t").replace("\\n", "\n"),
+        ]);
+        let outcome = self
+            .run(Step {
+                name: step,
+                argv,
+                who: As::Root,
+                log: MOCK_OUTPUT_LOG,
+                timeout: Duration::from_secs(600),
+                capture: Capture::Quiet,
+            })
+            .await?;
+        let lines = outcome.stdout;
+        if outcome.exit_code != 0 {
+            return Err(BuildrootError::Parse {
+                tool: "rpm -qa".into(),
+                message: format!(
+                    "exited with status {}; see mock_output.log",
+                    outcome.exit_code
+                ),
+            });
+        }
+        Ok(lines)
+    }
+
+    /// Proves the build step can be cut off the network before anything depends on it: a
+    /// build never runs with network because the isolation silently failed.
+    async fn check_isolation(&mut self) -> Result<(), BuildrootError> {
+        let outcome = self
+            .run(Step {
+                name: "isolation-check",
+                argv: vec!["true".into()],
+                who: As::BuilderOutsideRoot,
+                log: MOCK_OUTPUT_LOG,
+                timeout: Duration::from_secs(60),
+                capture: Capture::No,
+            })
+            .await?;
+        if outcome.exit_code != 0 {
+            return Err(BuildrootError::NetworkIsolation {
+                message: format!(
+                    "unshare --net --user exited with status {} (see mock_output.log)",
+                    outcome.exit_code
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// What mock adds to a fresh chroot: device nodes and a passwd entry for the build user.
+    async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
+        let user = self.spec.settings.build_user;
+        let script = format!(
+            "set -eu\nR={INSTALLROOT}\nmkdir -p $R/dev $R/tmp $R/etc\nchmod 1777 $R/tmp\n\
+             for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
+               set -- $node; [ -e $R/dev/$1 ] || mknod -m 666 $R/dev/$1 $2 $3 $4\n\
+             done\n\
+             ln -sf /proc/self/fd $R/dev/fd\n\
+             grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
+             grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
+            uid = user.uid,
+            gid = user.gid
+        );
+        self.expect_success(Step {
+            name: "installroot-setup",
+            argv: sh(&script),
+            who: As::Root,
+            log: ROOT_LOG,
+            timeout: Duration::from_secs(300),
+            capture: Capture::No,
+        })
+        .await
     }
 
     /// kojid's buildroot name `<tag>-<br_id>-<repo_id>`.
@@ -172,33 +560,637 @@ impl Buildroot {
 
     /// The rpmdb of the buildroot now; also rewrites `installed_pkgs.log`.
     pub async fn installed_rpms(&self) -> Result<InstalledRpms, BuildrootError> {
-        todo!()
+        let lines = self.query_rpms("installed-rpms").await?;
+        let parsed = parse_rpm_qa(&lines)?;
+        let text: String = parsed
+            .iter()
+            .map(|line| installed_pkgs_line(line) + "\n")
+            .collect();
+        self.logs.write(INSTALLED_PKGS_LOG, &text)?;
+        let image_mode = self.spec.settings.mode == BuildrootMode::Image;
+        let mut all: Vec<InstalledRpm> = parsed.into_iter().map(|line| line.rpm).collect();
+        let mut any_from_image = false;
+        if image_mode {
+            for rpm in &mut all {
+                if self.image_rpms.iter().any(|known| known.same_package(rpm)) {
+                    rpm.from_image = true;
+                    any_from_image = true;
+                    if let ImageRpmPolicy::AttributeTo(repo) = &self.spec.settings.image_rpms {
+                        rpm.external_repo = Some(repo.clone());
+                    }
+                }
+            }
+        }
+        let image =
+            (any_from_image && self.spec.settings.image_rpms == ImageRpmPolicy::Omit).then(|| {
+                ImageProvenance {
+                    image: self.spec.image.clone(),
+                    digest: self.image_digest.clone(),
+                }
+            });
+        Ok(InstalledRpms { all, image })
     }
 
     /// buildArch's `mock --rebuild`: installs the SRPM's BuildRequires (root.log), then runs
     /// `rpmbuild --rebuild` as `build_user` with no network (build.log), and collects the
     /// results. `srpm` is a host path inside the task work dir.
     pub async fn build_rpms(&mut self, srpm: &Path) -> Result<BuildOutput, BuildrootError> {
-        todo!("{srpm:?}")
+        let arch = self.spec.arch.clone();
+        let started = self.phase_start("build");
+        let spec_path =
+            self.unpack_and_rebuild_srpm(srpm, &arch)
+                .await
+                .map_err(|error| match error {
+                    BuildrootError::Srpm { .. } => BuildrootError::Rpmbuild {
+                        arch: arch.clone(),
+                        status: 1,
+                    },
+                    other => other,
+                })?;
+        self.install_build_requires(&spec_path, &arch).await?;
+        let nodeps = if self.spec.repo_urls.is_empty() {
+            ""
+        } else {
+            "--nodeps "
+        };
+        let build = self
+            .run(Step {
+                name: "rpmbuild",
+                argv: sh(&format!(
+                    "exec rpmbuild -bb --target {} {nodeps}{}",
+                    shell_quote(&super::config::target_arch(&arch)),
+                    shell_quote(&spec_path)
+                )),
+                who: As::Builder,
+                log: BUILD_LOG,
+                timeout: self.spec.settings.rpmbuild_timeout,
+                capture: Capture::No,
+            })
+            .await?;
+        if build.exit_code != 0 {
+            return Err(BuildrootError::Rpmbuild {
+                arch,
+                status: build.exit_code,
+            });
+        }
+        let output = self.collect_results().await?;
+        self.phase_finish("build", started);
+        Ok(output)
     }
 
     /// rebuildSRPM: unpacks `srpm` and runs `rpmbuild -bs --nodeps` as `build_user` with no
     /// network; checks that exactly one SRPM named `<n>-<v>-<r>.src.rpm` came out.
     pub async fn build_srpm(&mut self, srpm: &Path) -> Result<SrpmOutput, BuildrootError> {
-        todo!("{srpm:?}")
+        let started = self.phase_start("build-srpm");
+        self.unpack_and_rebuild_srpm(srpm, "noarch").await?;
+        let output = self.collect_results().await?;
+        let [built] = &output.srpms[..] else {
+            return Err(BuildrootError::Srpm {
+                reason: format!(
+                    "expected exactly one source rpm, rpmbuild made {}",
+                    output.srpms.len()
+                ),
+            });
+        };
+        let file = built
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let argv = vec![
+            "rpm".into(),
+            "-qp".into(),
+            "--qf".into(),
+            "%{NAME}-%{VERSION}-%{RELEASE}.src.rpm".into(),
+            format!("{TASK_MOUNT}/result/{file}"),
+        ];
+        let outcome = self
+            .run(Step {
+                name: "srpm-name",
+                argv,
+                who: As::Root,
+                log: MOCK_OUTPUT_LOG,
+                timeout: Duration::from_secs(60),
+                capture: Capture::Quiet,
+            })
+            .await?;
+        let expected = outcome.stdout.join("");
+        if outcome.exit_code != 0 || expected.trim() != file {
+            return Err(BuildrootError::Srpm {
+                reason: format!(
+                    "the built source rpm is named {file} but its header says {}",
+                    expected.trim()
+                ),
+            });
+        }
+        self.phase_finish("build-srpm", started);
+        Ok(SrpmOutput {
+            srpm: built.clone(),
+        })
+    }
+
+    /// Copies the SRPM into the buildroot, unpacks it and rebuilds it with the buildroot's
+    /// macros (so `%dist` applies), as mock does before `-bb`. Returns the spec's path inside
+    /// the buildroot.
+    async fn unpack_and_rebuild_srpm(
+        &mut self,
+        srpm: &Path,
+        arch: &str,
+    ) -> Result<String, BuildrootError> {
+        let relative =
+            srpm.strip_prefix(&self.spec.work_dir)
+                .map_err(|_| BuildrootError::InvalidInput {
+                    what: format!("SRPM {}", srpm.display()),
+                    message: format!(
+                        "it is not inside the task work dir {}",
+                        self.spec.work_dir.display()
+                    ),
+                })?;
+        let file_name = relative
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".src.rpm"))
+            .ok_or_else(|| BuildrootError::InvalidInput {
+                what: format!("SRPM {}", srpm.display()),
+                message: "a source rpm's name ends in .src.rpm".into(),
+            })?;
+        if !srpm.is_file() {
+            return Err(BuildrootError::InvalidInput {
+                what: format!("SRPM {}", srpm.display()),
+                message: "no such file".into(),
+            });
+        }
+        let user = self.spec.settings.build_user;
+        let root = self.root_prefix();
+        let copy = format!(
+            "set -eu\ninstall -o {uid} -g {gid} -m 0644 {src} {root}/builddir/originals/{name}\n",
+            uid = user.uid,
+            gid = user.gid,
+            src = shell_quote(&format!("{TASK_MOUNT}/{}", relative.display())),
+            name = shell_quote(&file_name),
+        );
+        self.expect_success(Step {
+            name: "copy-srpm",
+            argv: sh(&copy),
+            who: As::Root,
+            log: MOCK_OUTPUT_LOG,
+            timeout: Duration::from_secs(600),
+            capture: Capture::No,
+        })
+        .await?;
+        let script = format!(
+            "set -eu\ncd /builddir/build\n\
+             rpm -i --nodeps --define '_topdir /builddir/build' /builddir/originals/{name} 2>&1 \
+               | grep -v 'should not be used directly' || true\n\
+             set -- SPECS/*.spec\n\
+             if [ $# -ne 1 ] || [ ! -f \"$1\" ]; then echo \"error: expected exactly one spec file in the SRPM, found: $*\" >&2; exit 1; fi\n\
+             echo \"spec: /builddir/build/$1\"\n\
+             exec rpmbuild -bs --target {target} --nodeps \"/builddir/build/$1\"\n",
+            name = shell_quote(&file_name),
+            target = shell_quote(&super::config::target_arch(arch)),
+        );
+        let outcome = self
+            .run(Step {
+                name: "rpmbuild-srpm",
+                argv: sh(&script),
+                who: As::Builder,
+                log: BUILD_LOG,
+                timeout: self.spec.settings.rpmbuild_timeout,
+                capture: Capture::Tee,
+            })
+            .await?;
+        let lines = outcome.stdout;
+        if outcome.exit_code != 0 {
+            return Err(BuildrootError::Srpm {
+                reason: format!("rpmbuild -bs exited with status {}", outcome.exit_code),
+            });
+        }
+        lines
+            .iter()
+            .find_map(|line| line.strip_prefix("spec: "))
+            .map(str::to_owned)
+            .ok_or_else(|| BuildrootError::Srpm {
+                reason: "the spec file was not found after unpacking the SRPM".into(),
+            })
+    }
+
+    /// mock's builddep: the rebuilt SRPM's BuildRequires, installed from the repo with dnf, or
+    /// (without a repo) checked against the image's rpmdb by rpmbuild itself.
+    async fn install_build_requires(
+        &mut self,
+        spec_path: &str,
+        arch: &str,
+    ) -> Result<(), BuildrootError> {
+        let root = self.root_prefix();
+        let status = if self.spec.repo_urls.is_empty() {
+            let outcome = self
+                .run(Step {
+                    name: "check-buildrequires",
+                    argv: sh(&format!(
+                        "exec rpmbuild -br --target {} {}",
+                        shell_quote(&super::config::target_arch(arch)),
+                        shell_quote(spec_path)
+                    )),
+                    who: As::Builder,
+                    log: ROOT_LOG,
+                    timeout: self.spec.settings.install_timeout,
+                    capture: Capture::No,
+                })
+                .await?;
+            outcome.exit_code
+        } else {
+            let dnf = self.dnf_argv(&["install"]);
+            let script = format!(
+                "set -eu\nsrpm=$(ls {root}/builddir/build/SRPMS/*.src.rpm)\n\
+                 set --\n\
+                 while IFS= read -r req; do\n\
+                   case $req in rpmlib\\(*|'') ;; *) set -- \"$@\" \"$req\" ;; esac\n\
+                 done <<EOF\n$(rpm -qp --requires \"$srpm\")\nEOF\n\
+                 echo \"BuildRequires of $(basename \"$srpm\"): $*\"\n\
+                 [ $# -gt 0 ] || exit 0\n\
+                 exec {dnf} \"$@\"\n",
+                dnf = dnf
+                    .iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            let outcome = self
+                .run(Step {
+                    name: "install-buildrequires",
+                    argv: sh(&script),
+                    who: As::Root,
+                    log: ROOT_LOG,
+                    timeout: self.spec.settings.install_timeout,
+                    capture: Capture::No,
+                })
+                .await?;
+            outcome.exit_code
+        };
+        if status != 0 {
+            return Err(BuildrootError::BuildRequires {
+                arch: arch.to_owned(),
+                status,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies every rpm rpmbuild made into `<work dir>/result/` and lists them.
+    async fn collect_results(&mut self) -> Result<BuildOutput, BuildrootError> {
+        let root = self.root_prefix();
+        let script = format!(
+            "set -eu\nmkdir -p {TASK_MOUNT}/result\n\
+             find {root}/builddir/build/RPMS {root}/builddir/build/SRPMS -type f -name '*.rpm' \
+               -exec cp {{}} {TASK_MOUNT}/result/ \\;\n"
+        );
+        self.expect_success(Step {
+            name: "collect-results",
+            argv: sh(&script),
+            who: As::Root,
+            log: MOCK_OUTPUT_LOG,
+            timeout: Duration::from_secs(600),
+            capture: Capture::No,
+        })
+        .await?;
+        let dir = self.spec.work_dir.join("result");
+        let mut output = BuildOutput::default();
+        let entries = std::fs::read_dir(&dir).map_err(BuildrootError::io("listing", &dir))?;
+        for entry in entries {
+            let path = entry.map_err(BuildrootError::io("listing", &dir))?.path();
+            let name = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".src.rpm") {
+                output.srpms.push(path);
+            } else if name.ends_with(".rpm") {
+                output.rpms.push(path);
+            } else {
+                output.unexpected.push(path);
+            }
+        }
+        output.rpms.sort();
+        output.srpms.sort();
+        Ok(output)
     }
 
     /// Removes the container. Dropping a `Buildroot` without it also removes the container,
     /// in the background.
     pub async fn release(mut self) -> Result<(), BuildrootError> {
-        let _ = self.container.take();
-        todo!()
+        self.remove_container().await
     }
+
+    async fn remove_container(&mut self) -> Result<(), BuildrootError> {
+        if let Some(container) = self.container.clone() {
+            self.containers
+                .remove(&container)
+                .await
+                .map_err(|error| BuildrootError::from_runtime("removing the container", error))?;
+            self.container = None;
+        }
+        Ok(())
+    }
+
+    fn root_prefix(&self) -> &'static str {
+        match self.spec.settings.mode {
+            BuildrootMode::Image => "",
+            BuildrootMode::Installroot => INSTALLROOT,
+        }
+    }
+
+    /// `dnf -c <conf> -y [--installroot …] [--releasever …] <args>`, with the package manager
+    /// the tag asks for (`mock.package_manager`) when it is one dnf-compatible CLI.
+    fn dnf_argv(&self, args: &[&str]) -> Vec<String> {
+        let manager = match self.spec.tag_extra.get("mock.package_manager") {
+            Some(serde_json::Value::String(name))
+                if matches!(name.as_str(), "dnf" | "dnf4" | "dnf5" | "yum") =>
+            {
+                if name == "dnf4" {
+                    "dnf".to_owned()
+                } else {
+                    name.clone()
+                }
+            }
+            _ => "dnf".to_owned(),
+        };
+        let mut argv = vec![manager, "-c".into(), DNF_CONF.into(), "-y".into()];
+        if let Some(releasever) = self.spec.tag_extra.get("mock.releasever") {
+            argv.push(format!(
+                "--releasever={}",
+                super::config::python_str(releasever)
+            ));
+        } else if self.spec.settings.mode == BuildrootMode::Installroot {
+            // An empty installroot has no system-release to take the version from; the image's
+            // own is the best guess, as mock's bootstrap does.
+            argv.push("--releasever=/".into());
+        }
+        if self.spec.settings.mode == BuildrootMode::Installroot {
+            argv.push(format!("--installroot={INSTALLROOT}"));
+        }
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        argv
+    }
+
+    /// The argv that runs `command` as `build_user`, inside the buildroot and, unless the
+    /// site allows it, in an empty network namespace. An unprivileged user namespace owns
+    /// that network namespace, so the container needs no CAP_SYS_ADMIN.
+    fn builder_argv(&self, command: Vec<String>, in_root: bool) -> Vec<String> {
+        let settings = &self.spec.settings;
+        let user = settings.build_user;
+        let mut argv = vec![
+            "setpriv".to_owned(),
+            format!("--reuid={}", user.uid),
+            format!("--regid={}", user.gid),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+        ];
+        let isolated = settings.build_network == BuildNetwork::Isolated;
+        let installroot = in_root && settings.mode == BuildrootMode::Installroot;
+        if isolated || installroot {
+            argv.extend([
+                "unshare".to_owned(),
+                "--user".to_owned(),
+                "--map-current-user".to_owned(),
+            ]);
+            if isolated {
+                argv.push("--net".to_owned());
+            }
+            if installroot {
+                argv.push(format!("--root={INSTALLROOT}"));
+                argv.push("--wd=/builddir".to_owned());
+            }
+            argv.push("--".to_owned());
+        }
+        argv.extend(command);
+        argv
+    }
+
+    /// Runs a step and requires exit status 0.
+    async fn expect_success(&self, step: Step<'_>) -> Result<(), BuildrootError> {
+        let name = step.name.to_owned();
+        let log = step.log.to_owned();
+        let outcome = self.run(step).await?;
+        if outcome.exit_code != 0 {
+            return Err(BuildrootError::Init {
+                name: self.name(),
+                reason: format!(
+                    "step {name} exited with status {}; see {log}",
+                    outcome.exit_code
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn run(&self, step: Step<'_>) -> Result<StepResult, BuildrootError> {
+        let Some(container) = self.container.clone() else {
+            return Err(BuildrootError::Init {
+                name: self.name(),
+                reason: format!("step {} ran without a container", step.name),
+            });
+        };
+        let argv = match step.who {
+            As::Root => step.argv,
+            As::Builder => self.builder_argv(step.argv, true),
+            As::BuilderOutsideRoot => self.builder_argv(step.argv, false),
+        };
+        let mut env = BTreeMap::new();
+        if step.who != As::Root {
+            env.insert("HOME".to_owned(), "/builddir".to_owned());
+            env.insert("USER".to_owned(), "mockbuild".to_owned());
+            env.extend(build_environment(&self.spec));
+        }
+        let command_line = shell_words::join(&argv);
+        self.note(&format!("step {}: $ {command_line}", step.name));
+        let file: Arc<dyn LogSink> = if step.log == MOCK_OUTPUT_LOG {
+            self.mock_output_sink()?
+        } else {
+            let sink = self.logs.sink(step.log)?;
+            sink.write_line(&format!("$ {command_line}"));
+            sink
+        };
+        let capture = Arc::new(CaptureSink::new(
+            step.capture != Capture::No,
+            step.capture == Capture::Quiet,
+            Some(file),
+        ));
+        let spec = ExecSpec {
+            step: step.name.to_owned(),
+            argv,
+            env,
+            user: Some("0:0".into()),
+            workdir: None,
+            stdin: None,
+            timeout: Some(step.timeout),
+        };
+        let started = Instant::now();
+        let result = self
+            .containers
+            .exec(&container, &spec, Arc::clone(&capture) as Arc<dyn LogSink>)
+            .await;
+        let elapsed = started.elapsed();
+        match result {
+            Ok(outcome) => {
+                self.note(&format!(
+                    "step {} exited with status {} after {:.1} s",
+                    step.name,
+                    outcome.exit_code,
+                    elapsed.as_secs_f64()
+                ));
+                let stdout = if step.capture != Capture::No {
+                    capture.take()
+                } else {
+                    Vec::new()
+                };
+                Ok(StepResult {
+                    exit_code: outcome.exit_code,
+                    stdout,
+                })
+            }
+            Err(error) => {
+                let error = BuildrootError::from_runtime(step.name, error);
+                self.note(&format!(
+                    "step {} failed after {:.1} s: {error}",
+                    step.name,
+                    elapsed.as_secs_f64()
+                ));
+                let _ = self
+                    .logs
+                    .append(step.log, &format!("koji-adjutant: {error}"));
+                Err(error)
+            }
+        }
+    }
+
+    fn mock_output_sink(&self) -> Result<Arc<dyn LogSink>, BuildrootError> {
+        let file: Arc<dyn LogSink> = self.logs.sink(MOCK_OUTPUT_LOG)?;
+        Ok(match &self.observer {
+            Some(observer) => Arc::new(TeeSink(vec![file, Arc::clone(observer)])),
+            None => file,
+        })
+    }
+
+    /// A line in mock_output.log (and the observer).
+    fn note(&self, text: &str) {
+        let line = format!("{} {text}", timestamp());
+        match self.mock_output_sink() {
+            Ok(sink) => sink.line(koji_adjutant_actors::runtime::OutputStream::Stdout, &line),
+            Err(error) => tracing::warn!(%error, "cannot write mock_output.log"),
+        }
+    }
+
+    fn phase_start(&self, phase: &str) -> Instant {
+        let _ = self.logs.append(
+            STATE_LOG,
+            &format!("{} - INFO: Start: {phase}", timestamp()),
+        );
+        Instant::now()
+    }
+
+    fn phase_finish(&mut self, phase: &str, started: Instant) {
+        let duration = started.elapsed();
+        let _ = self.logs.append(
+            STATE_LOG,
+            &format!(
+                "{} - INFO: Finish: {phase} ({:.1} s)",
+                timestamp(),
+                duration.as_secs_f64()
+            ),
+        );
+        self.timings.push(PhaseTiming {
+            phase: phase.to_owned(),
+            duration,
+        });
+    }
+}
+
+impl Drop for Buildroot {
+    fn drop(&mut self) {
+        let Some(container) = self.container.take() else {
+            return;
+        };
+        let containers = Arc::clone(&self.containers);
+        let spawned = std::thread::Builder::new()
+            .name(format!("remove-{}", container.name))
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    tracing::error!(container = %container.name, "cannot build a runtime to remove the buildroot container; the orphan reaper will");
+                    return;
+                };
+                if let Err(error) = rt.block_on(containers.remove(&container)) {
+                    tracing::error!(container = %container.name, %error, "removing a dropped buildroot's container failed; the orphan reaper will retry");
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a thread to remove the buildroot container");
+        }
+    }
+}
+
+const HW_INFO_SCRIPT: &str = "echo 'CPU info:'; (lscpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo); \
+echo; echo 'Memory:'; (free -h 2>/dev/null || head -3 /proc/meminfo); \
+echo; echo 'Storage:'; df -h / 2>/dev/null; echo; echo 'Kernel:'; uname -a; true";
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script.into()]
+}
+
+fn shell_quote(text: &str) -> String {
+    shell_words::quote(text).into_owned()
 }
 
 pub(crate) fn settings_from_config(
     config: &crate::config::Config,
 ) -> Result<BuildrootSettings, BuildrootError> {
-    let _ = config;
-    todo!()
+    let kojid = &config.kojid;
+    let adjutant = &config.adjutant;
+    let network = |name: &str| match name {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => NetworkMode::Named(other.to_owned()),
+    };
+    let buildroot_network = network(&adjutant.buildroot_network);
+    let build_network = if adjutant.build_network == "none" {
+        BuildNetwork::Isolated
+    } else if adjutant.build_network == adjutant.buildroot_network {
+        BuildNetwork::SameAsBuildroot
+    } else {
+        return Err(BuildrootError::Setting {
+            key: "build_network".into(),
+            message: format!(
+                "{:?} is neither none nor the buildroot_network ({:?}): the build step runs in \
+                 the buildroot's container and can only keep its network or lose it",
+                adjutant.build_network, adjutant.buildroot_network
+            ),
+        });
+    };
+    let label = |label: crate::config::types::SelinuxLabel| match label {
+        crate::config::types::SelinuxLabel::Shared => SelinuxLabel::Shared,
+        crate::config::types::SelinuxLabel::Private => SelinuxLabel::Private,
+        crate::config::types::SelinuxLabel::None => SelinuxLabel::None,
+    };
+    Ok(BuildrootSettings {
+        mode: adjutant.buildroot_mode,
+        vendor: kojid.vendor.clone(),
+        packager: kojid.packager.clone(),
+        distribution: kojid.distribution.clone(),
+        mockhost: kojid.mockhost.clone(),
+        build_user: adjutant.build_user,
+        buildroot_network,
+        build_network,
+        rpmbuild_timeout: kojid.rpmbuild_timeout.as_duration(),
+        yum_proxy: kojid.yum_proxy.clone(),
+        mounts: adjutant
+            .container_mounts
+            .0
+            .iter()
+            .map(|m| Mount {
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        selinux_label: label(adjutant.selinux_label),
+        ..BuildrootSettings::default()
+    })
 }

@@ -27,7 +27,7 @@ pub enum BuildrootError {
     #[error("error building srpm: {reason}; see build.log for more information")]
     Srpm { reason: String },
     /// A step ran past its limit and was killed.
-    #[error("{step} timed out after {} seconds (limit {} s) and was killed", limit.as_secs(), limit.as_secs())]
+    #[error("{step} ran longer than its limit of {} seconds and was killed", limit.as_secs())]
     Timeout { step: String, limit: Duration },
     #[error("out of memory (limit {limit}) during {step}")]
     OutOfMemory { step: String, limit: String },

@@ -34,7 +34,7 @@ use std::time::Duration;
 use koji_adjutant_actors::runtime::{Mount, NetworkMode, PullPolicy, ResourceLimits, SelinuxLabel};
 
 pub use crate::config::types::{BuildrootMode, UidGid};
-pub use config::{DnfConfig, RpmMacros, python_str, repo_baseurls};
+pub use config::{DnfConfig, RpmMacros, canon_arch, python_str, repo_baseurls, target_arch};
 pub use engine::{Buildroot, BuildrootContainers, LocalContainers};
 pub use error::BuildrootError;
 pub use logs::{BuildrootLogs, LogFile};
