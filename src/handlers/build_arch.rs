@@ -258,11 +258,6 @@ impl Pipeline<'_> {
             extra_macros: Vec::new(),
             settings: self.services.buildroot.clone(),
         };
-        // kojid uploads the generated mock config; ours is the buildroot spec.
-        let config_text = serde_json::to_string_pretty(&spec).unwrap_or_default();
-        if let Err(error) = std::fs::write(self.workdir.join("mock_config.log"), config_text) {
-            tracing::warn!(task_id = self.ctx.task_id, %error, "could not write mock_config.log");
-        }
         self.ctx.phases.enter(TaskPhase::Buildroot);
         match self.services.engine.init(self.ctx, spec).await {
             Ok(buildroot) => hub_br.buildroot = Some(buildroot),
