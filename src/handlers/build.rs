@@ -119,7 +119,8 @@ pub fn init_build_data(
             json!({"original_url": source.get("url").cloned().unwrap_or(Value::Null)}),
         );
     }
-    if let Some(metadata) = opts.get("custom_user_metadata").filter(|v| !v.is_null()) {
+    // kojid tests truthiness: the CLI always sends `{}`, which records nothing.
+    if let Some(metadata) = opts.get("custom_user_metadata").filter(|v| truthy(Some(v))) {
         if !metadata.is_object() {
             return Err(BuildFailure::generic(
                 "custom_user_metadata must be a dictionary (a JSON object)",

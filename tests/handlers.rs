@@ -1,0 +1,865 @@
+//! The build handlers replayed against the golden transcripts (`tests/fixtures/hub-transcripts`,
+//! real kojid against kojihub 1.35.3): each task process's hub calls must match kojid's call
+//! for call, method and arguments, and the hub's recorded answers drive the handler. Files come
+//! from the transcripts' topurl downloads; the buildroot engine is a fake that produces the
+//! rpms kojid uploaded, so the result structs can be compared too.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use koji_adjutant::buildroot::{
+    BuildOutput, BuildrootError, BuildrootSettings, BuildrootSpec, InstalledRpm, InstalledRpms,
+    SrpmOutput,
+};
+use koji_adjutant::handlers::services::{
+    ActiveBuildroot, BuildServices, BuildSettings, BuildrootFactory, FileError, TaskFiles,
+};
+use koji_adjutant::handlers::{build, build_arch, tag_build};
+use koji_adjutant::hub::xmlrpc::{decode_call, decode_response, value_to_json};
+use koji_adjutant_actors::error::{Fault, HandlerError, HubError};
+use koji_adjutant_actors::handler::{TaskContext, TaskHandler, TaskRequest};
+use koji_adjutant_actors::hub::{
+    SubtaskOptions, SubtaskResult, TaskHub, TaskInfo, TaskState, WaitStatus,
+};
+use koji_adjutant_actors::runtime::{
+    ContainerHandle, ContainerRuntime, ContainerSpec, ContainerSummary, ExecOutcome, ExecSpec,
+    LogSink, PullPolicy, RuntimeError,
+};
+use koji_adjutant_actors::testing::standalone_context;
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/hub-transcripts"
+);
+
+/// One XML-RPC exchange of one process.
+#[derive(Debug, Clone)]
+struct Exchange {
+    method: String,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+    response: Result<Value, (i32, String)>,
+}
+
+/// What a transcript holds for one task process.
+#[derive(Debug, Default)]
+struct ProcessLog {
+    calls: Vec<Exchange>,
+    /// `filepath/filename` → assembled body.
+    uploads: BTreeMap<String, Vec<u8>>,
+}
+
+fn b64(body: &Value) -> Vec<u8> {
+    body.get("b64")
+        .and_then(Value::as_str)
+        .map(|text| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("base64 body")
+        })
+        .unwrap_or_default()
+}
+
+/// Parses `<scenario>.jsonl` into per-process logs; downloads are shared by all processes.
+fn load(scenario: &str) -> (HashMap<String, ProcessLog>, HashMap<String, Vec<u8>>) {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{scenario}.jsonl")).unwrap();
+    let mut procs: HashMap<String, ProcessLog> = HashMap::new();
+    let mut pending: HashMap<(String, i64), Value> = HashMap::new();
+    let mut downloads = HashMap::new();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let proc_ = record["proc"].as_str().unwrap().to_owned();
+        let xid = record["xid"].as_i64().unwrap();
+        if record["direction"] == "request" {
+            pending.insert((proc_, xid), record);
+            continue;
+        }
+        let request = pending.remove(&(proc_.clone(), xid)).expect("request");
+        let entry = procs.entry(proc_).or_default();
+        if request["http_method"] == "GET" {
+            let url = request["url_path"].as_str().unwrap();
+            let relpath = url
+                .trim_start_matches("/kojifiles")
+                .trim_start_matches('/')
+                .to_owned();
+            downloads.insert(relpath, b64(&record["body"]));
+            continue;
+        }
+        if request["method"] == "rawUpload" {
+            let query = &request["query"];
+            let get = |key: &str| -> String {
+                match &query[key] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(items) => items[0].as_str().unwrap_or_default().to_owned(),
+                    other => other.to_string(),
+                }
+            };
+            let key = format!("{}/{}", get("filepath"), get("filename"));
+            let offset: usize = get("offset").parse().unwrap_or(0);
+            let chunk = b64(&request["body"]);
+            let file = entry.uploads.entry(key).or_default();
+            file.truncate(offset);
+            file.extend_from_slice(&chunk);
+            continue;
+        }
+        let call = decode_call(request["body_xml"].as_str().unwrap()).unwrap();
+        let response =
+            match decode_response(record["body_xml"].as_str().unwrap().as_bytes()).unwrap() {
+                Ok(value) => Ok(value_to_json(&value)),
+                Err(fault) => Err((fault.code, fault.message)),
+            };
+        entry.calls.push(Exchange {
+            method: call.method,
+            args: call.args.iter().map(value_to_json).collect(),
+            kwargs: call
+                .kwargs
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+            response,
+        });
+    }
+    (procs, downloads)
+}
+
+/// Answers a handler's hub calls with the transcript's, checking each call against it.
+struct ReplayHub {
+    expected: Mutex<VecDeque<Exchange>>,
+    seen: Mutex<Vec<String>>,
+    mismatches: Mutex<Vec<String>>,
+}
+
+impl ReplayHub {
+    /// The process's calls minus those the TaskActor makes (closeTask, failTask, logout)
+    /// and the upload bookkeeping that the hub client makes inside `TaskFiles`.
+    fn new(log: &ProcessLog) -> Arc<Self> {
+        let calls = log
+            .calls
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.method.as_str(),
+                    "host.closeTask" | "host.failTask" | "logout" | "checkUpload"
+                )
+            })
+            .cloned()
+            .collect();
+        Arc::new(Self {
+            expected: Mutex::new(calls),
+            seen: Mutex::new(Vec::new()),
+            mismatches: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn answer(
+        &self,
+        method: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, HubError> {
+        self.seen.lock().unwrap().push(method.to_owned());
+        let next = self.expected.lock().unwrap().pop_front();
+        let Some(expected) = next else {
+            self.mismatches
+                .lock()
+                .unwrap()
+                .push(format!("extra call {method} {args:?} {kwargs:?}"));
+            return Err(HubError::from_fault(
+                method,
+                Fault::generic("call not in the transcript"),
+            ));
+        };
+        if expected.method != method {
+            self.mismatches.lock().unwrap().push(format!(
+                "called {method}, kojid called {} next",
+                expected.method
+            ));
+        } else if expected.args != args || expected.kwargs != kwargs {
+            self.mismatches.lock().unwrap().push(format!(
+                "{method}: arguments differ\n  ours:  {args:?} {kwargs:?}\n  kojid: {:?} {:?}",
+                expected.args, expected.kwargs
+            ));
+        }
+        match expected.response {
+            Ok(value) => Ok(value),
+            Err((code, message)) => Err(HubError::from_fault(
+                method,
+                Fault::new(code, "Fault", message),
+            )),
+        }
+    }
+
+    fn assert_complete(&self) {
+        let mismatches = self.mismatches.lock().unwrap().clone();
+        assert!(
+            mismatches.is_empty(),
+            "differences from kojid:\n{}",
+            mismatches.join("\n")
+        );
+        let left: Vec<String> = self
+            .expected
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.method.clone())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "kojid made these calls that we did not: {left:?}"
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskHub for ReplayHub {
+    fn session_id(&self) -> i64 {
+        900002
+    }
+    async fn close_task(&self, _task_id: i64, _result: &Value) -> Result<(), HubError> {
+        Ok(())
+    }
+    async fn fail_task(&self, _task_id: i64, _fault: &Fault) -> Result<(), HubError> {
+        Ok(())
+    }
+    async fn refuse_task(&self, _: i64, _: bool, _: &str) -> Result<(), HubError> {
+        Ok(())
+    }
+    async fn free_tasks(&self, _: &[i64]) -> Result<(), HubError> {
+        Ok(())
+    }
+    async fn get_id(&self) -> Result<i64, HubError> {
+        Ok(1)
+    }
+    async fn get_task_info(&self, task_id: i64, _request: bool) -> Result<TaskInfo, HubError> {
+        self.answer("getTaskInfo", vec![json!(task_id)], Map::new())?;
+        Err(HubError::from_fault(
+            "getTaskInfo",
+            Fault::generic("typed getTaskInfo unused"),
+        ))
+    }
+    async fn subtask(
+        &self,
+        parent: i64,
+        method: &str,
+        args: Vec<Value>,
+        options: &SubtaskOptions,
+    ) -> Result<i64, HubError> {
+        let mut kw = Map::new();
+        kw.insert("method".into(), json!(method));
+        kw.insert("arglist".into(), Value::Array(args));
+        kw.insert("parent".into(), json!(parent));
+        if let Some(label) = &options.label {
+            kw.insert("label".into(), json!(label));
+        }
+        if let Some(arch) = &options.arch {
+            kw.insert("arch".into(), json!(arch));
+        }
+        let value = self.answer("host.subtask", vec![], kw)?;
+        Ok(value.as_i64().unwrap_or(-1))
+    }
+    async fn task_set_wait(&self, parent: i64, subtasks: Option<&[i64]>) -> Result<(), HubError> {
+        self.answer(
+            "host.taskSetWait",
+            vec![json!(parent), json!(subtasks)],
+            Map::new(),
+        )
+        .map(drop)
+    }
+    async fn task_wait(&self, parent: i64) -> Result<WaitStatus, HubError> {
+        let value = self.answer("host.taskWait", vec![json!(parent)], Map::new())?;
+        let ids = |i: usize| -> Vec<i64> {
+            value[i]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default()
+        };
+        Ok(WaitStatus {
+            finished: ids(0),
+            unfinished: ids(1),
+        })
+    }
+    async fn task_wait_results(
+        &self,
+        parent: i64,
+        subtasks: Option<&[i64]>,
+        canfail: &[i64],
+    ) -> Result<Vec<(i64, SubtaskResult)>, HubError> {
+        let mut kw = Map::new();
+        kw.insert(
+            "canfail".into(),
+            if canfail.is_empty() {
+                Value::Null
+            } else {
+                json!(canfail)
+            },
+        );
+        let value = self.answer(
+            "host.taskWaitResults",
+            vec![json!(parent), json!(subtasks)],
+            kw,
+        )?;
+        Ok(value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                (
+                    pair[0].as_i64().unwrap(),
+                    SubtaskResult::Closed(pair[1].clone()),
+                )
+            })
+            .collect())
+    }
+    async fn get_task_result(&self, task_id: i64) -> Result<Value, HubError> {
+        self.answer("getTaskResult", vec![json!(task_id)], Map::new())
+    }
+    async fn cancel_task_children(&self, task_id: i64) -> Result<(), HubError> {
+        self.answer("cancelTaskChildren", vec![json!(task_id)], Map::new())
+            .map(drop)
+    }
+    async fn get_build_config(&self, tag: &str, event: Option<i64>) -> Result<Value, HubError> {
+        let mut kw = Map::new();
+        kw.insert("event".into(), json!(event));
+        self.answer("getBuildConfig", vec![json!(tag)], kw)
+    }
+    async fn call(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, HubError> {
+        self.answer(method, params, kwargs)
+    }
+    async fn logout(&self) -> Result<(), HubError> {
+        Ok(())
+    }
+}
+
+/// Topurl downloads from the transcript; uploads kept in memory.
+#[derive(Default)]
+struct MemoryFiles {
+    served: HashMap<String, Vec<u8>>,
+    downloaded: Mutex<Vec<String>>,
+    /// `tasks/…/<id>/<name>` → bytes (whole uploads and synced logs).
+    uploaded: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl TaskFiles for MemoryFiles {
+    async fn download(&self, relpath: &str, destination: &Path) -> Result<u64, FileError> {
+        self.downloaded.lock().unwrap().push(relpath.to_owned());
+        let body = self
+            .served
+            .get(relpath)
+            .ok_or_else(|| FileError::NotFound {
+                relpath: relpath.to_owned(),
+            })?;
+        std::fs::write(destination, body).unwrap();
+        Ok(body.len() as u64)
+    }
+    async fn upload(&self, task_id: i64, local: &Path, name: &str) -> Result<(), FileError> {
+        let body = std::fs::read(local).unwrap();
+        self.uploaded
+            .lock()
+            .unwrap()
+            .insert(format!("tasks/{}/{task_id}/{name}", task_id % 10000), body);
+        Ok(())
+    }
+    async fn sync_log(&self, task_id: i64, local: &Path, name: &str) -> Result<(), FileError> {
+        self.upload(task_id, local, name).await
+    }
+}
+
+/// A buildroot that "builds" by writing the files kojid uploaded.
+struct FakeBuildroot {
+    dir: PathBuf,
+    installed: Vec<InstalledRpm>,
+    outputs: BTreeMap<String, Vec<u8>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    fail_build: Option<i32>,
+}
+
+impl FakeBuildroot {
+    fn write_outputs(&self) -> Vec<PathBuf> {
+        self.outputs
+            .iter()
+            .map(|(name, body)| {
+                let path = self.dir.join(name);
+                std::fs::write(&path, body).unwrap();
+                path
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl ActiveBuildroot for FakeBuildroot {
+    async fn installed_rpms(&self) -> Result<InstalledRpms, BuildrootError> {
+        self.calls.lock().unwrap().push("installed_rpms".into());
+        Ok(InstalledRpms {
+            all: self.installed.clone(),
+            image: None,
+        })
+    }
+    async fn build_rpms(&mut self, srpm: &Path) -> Result<BuildOutput, BuildrootError> {
+        assert!(srpm.exists(), "the srpm was downloaded before the build");
+        self.calls.lock().unwrap().push("build_rpms".into());
+        std::fs::write(self.dir.join("build.log"), "Executing(%build)\n").unwrap();
+        if let Some(status) = self.fail_build {
+            return Err(BuildrootError::Rpmbuild {
+                arch: "noarch".into(),
+                status,
+            });
+        }
+        let (srpms, rpms) = self
+            .write_outputs()
+            .into_iter()
+            .partition(|p| p.to_string_lossy().ends_with(".src.rpm"));
+        Ok(BuildOutput {
+            rpms,
+            srpms,
+            unexpected: Vec::new(),
+        })
+    }
+    async fn build_srpm(&mut self, srpm: &Path) -> Result<SrpmOutput, BuildrootError> {
+        assert!(srpm.exists());
+        self.calls.lock().unwrap().push("build_srpm".into());
+        std::fs::write(self.dir.join("build.log"), "Wrote: hello-1.0-1.src.rpm\n").unwrap();
+        let srpm = self.write_outputs().into_iter().next().unwrap();
+        Ok(SrpmOutput { srpm })
+    }
+    async fn release(self: Box<Self>) -> Result<(), BuildrootError> {
+        self.calls.lock().unwrap().push("release".into());
+        Ok(())
+    }
+}
+
+struct FakeEngine {
+    installed: Vec<InstalledRpm>,
+    outputs: BTreeMap<String, Vec<u8>>,
+    specs: Mutex<Vec<BuildrootSpec>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    fail_build: Option<i32>,
+}
+
+#[async_trait::async_trait]
+impl BuildrootFactory for FakeEngine {
+    async fn init(
+        &self,
+        _ctx: &TaskContext,
+        spec: BuildrootSpec,
+    ) -> Result<Box<dyn ActiveBuildroot>, BuildrootError> {
+        let dir = spec.work_dir.join("result");
+        std::fs::create_dir_all(&dir).unwrap();
+        for log in [
+            "root.log",
+            "state.log",
+            "hw_info.log",
+            "installed_pkgs.log",
+            "mock_output.log",
+            "mock_config.log",
+        ] {
+            std::fs::write(dir.join(log), format!("{log} of {}\n", spec.name())).unwrap();
+        }
+        self.specs.lock().unwrap().push(spec);
+        self.calls.lock().unwrap().push("init".into());
+        Ok(Box::new(FakeBuildroot {
+            dir,
+            installed: self.installed.clone(),
+            outputs: self.outputs.clone(),
+            calls: Arc::clone(&self.calls),
+            fail_build: self.fail_build,
+        }))
+    }
+}
+
+/// A runtime nobody should call: the fake engine makes no containers.
+struct NoRuntime;
+
+#[async_trait::async_trait]
+impl ContainerRuntime for NoRuntime {
+    async fn ensure_image(&self, _: &str, _: PullPolicy) -> Result<(), RuntimeError> {
+        unreachable!("no containers in handler tests")
+    }
+    async fn create(&self, _: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
+        unreachable!()
+    }
+    async fn start(&self, _: &ContainerHandle) -> Result<(), RuntimeError> {
+        unreachable!()
+    }
+    async fn exec(
+        &self,
+        _: &ContainerHandle,
+        _: &ExecSpec,
+        _: Arc<dyn LogSink>,
+        _: tokio_util::sync::CancellationToken,
+    ) -> Result<ExecOutcome, RuntimeError> {
+        unreachable!()
+    }
+    async fn stop(&self, _: &ContainerHandle, _: Duration) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn kill(&self, _: &ContainerHandle) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn remove(&self, _: &ContainerHandle, _: bool) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+    async fn list_owned(&self, _: &str) -> Result<Vec<ContainerSummary>, RuntimeError> {
+        Ok(Vec::new())
+    }
+    async fn reap_orphans(
+        &self,
+        _: &str,
+        _: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The installed list kojid sent with `setBuildRootList`, minus the hub ids (which our handler
+/// must add back from rpmlist.jsonl).
+fn installed_from(log: &ProcessLog) -> Vec<InstalledRpm> {
+    let call = log
+        .calls
+        .iter()
+        .find(|c| c.method == "host.setBuildRootList")
+        .unwrap();
+    call.args[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rpm| InstalledRpm {
+            name: rpm["name"].as_str().unwrap().into(),
+            version: rpm["version"].as_str().unwrap().into(),
+            release: rpm["release"].as_str().unwrap().into(),
+            epoch: rpm["epoch"].as_i64(),
+            arch: rpm["arch"].as_str().unwrap().into(),
+            payloadhash: rpm["payloadhash"].as_str().unwrap().into(),
+            size: rpm["size"].as_i64().unwrap(),
+            buildtime: rpm["buildtime"].as_i64().unwrap(),
+            external_repo: None,
+            from_image: false,
+        })
+        .collect()
+}
+
+/// The task's request and info from `<scenario>.tasks.json`.
+fn task(scenario: &str, id: i64) -> (TaskInfo, TaskRequest, Value) {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/{scenario}.tasks.json")).unwrap();
+    let tasks: Value = serde_json::from_str(&text).unwrap();
+    let entry = tasks
+        .as_array()
+        .or_else(|| tasks.get("tasks").and_then(Value::as_array))
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == json!(id) || t["info"]["id"] == json!(id))
+        .unwrap()
+        .clone();
+    let info_json = entry.get("info").cloned().unwrap_or(entry.clone());
+    let request: Vec<Value> = info_json["request"].as_array().cloned().unwrap_or_default();
+    let info = TaskInfo {
+        id,
+        state: TaskState::Open,
+        host_id: Some(1),
+        method: info_json["method"].as_str().unwrap().into(),
+        arch: info_json["arch"].as_str().unwrap().into(),
+        channel_id: 1,
+        parent: info_json["parent"].as_i64(),
+        owner: Some(1),
+        priority: 20,
+        completion_ts: None,
+        request: Some(request.clone()),
+    };
+    (info, TaskRequest::decode(request), entry)
+}
+
+/// The result kojid closed the task with.
+fn closed_result(log: &ProcessLog) -> Value {
+    let close = log
+        .calls
+        .iter()
+        .find(|c| c.method == "host.closeTask")
+        .unwrap();
+    let xml = close.args[1].as_str().unwrap();
+    value_to_json(&decode_response(xml.as_bytes()).unwrap().unwrap())
+}
+
+struct Run {
+    result: Result<Value, HandlerError>,
+    files: Arc<MemoryFiles>,
+    engine: Arc<FakeEngine>,
+    hub: Arc<ReplayHub>,
+    workdir: tempfile::TempDir,
+}
+
+async fn run_task(
+    scenario: &str,
+    proc_: &str,
+    task_id: i64,
+    make: impl FnOnce(BuildServices, TaskRequest) -> Box<dyn TaskHandler>,
+    fail_build: Option<i32>,
+) -> (Run, ProcessLog) {
+    let (mut procs, downloads) = load(scenario);
+    let log = procs.remove(proc_).unwrap();
+    let (info, request, _) = task(scenario, task_id);
+    let hub = ReplayHub::new(&log);
+    let files = Arc::new(MemoryFiles {
+        served: downloads,
+        ..MemoryFiles::default()
+    });
+    let outputs: BTreeMap<String, Vec<u8>> = log
+        .uploads
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rpm"))
+        .map(|(path, body)| (path.rsplit('/').next().unwrap().to_owned(), body.clone()))
+        .collect();
+    let installed = if log
+        .calls
+        .iter()
+        .any(|c| c.method == "host.setBuildRootList")
+    {
+        installed_from(&log)
+    } else {
+        Vec::new()
+    };
+    let engine = Arc::new(FakeEngine {
+        installed,
+        outputs,
+        specs: Mutex::new(Vec::new()),
+        calls: Arc::new(Mutex::new(Vec::new())),
+        fail_build,
+    });
+    let workdir = tempfile::tempdir().unwrap();
+    let services = BuildServices {
+        settings: BuildSettings {
+            workdir: workdir.path().to_owned(),
+            ..BuildSettings::default()
+        },
+        files: files.clone(),
+        engine: engine.clone(),
+        buildroot: BuildrootSettings::default(),
+        topurls: vec!["http://127.0.0.1:8080/kojifiles".into()],
+        topdir: None,
+    };
+    let handler = make(services, request.clone());
+    let (ctx, standalone) = standalone_context(
+        info,
+        request,
+        1,
+        hub.clone(),
+        Arc::new(NoRuntime),
+        "localhost/koji-adjutant-builder:latest",
+    );
+    // The poller's alerts: wake a waiting parent as its children finish.
+    let ticker = {
+        let standalone = standalone.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                standalone.alert();
+            }
+        })
+    };
+    let result = handler.run(ctx).await;
+    ticker.abort();
+    (
+        Run {
+            result,
+            files,
+            engine,
+            hub,
+            workdir,
+        },
+        log,
+    )
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+#[actix_rt::test]
+async fn build_parent_matches_kojid_call_for_call() {
+    let (run, log) = run_task(
+        "regular-build",
+        "task:6",
+        6,
+        |services, _| Box::new(build::BuildTask { services }),
+        None,
+    )
+    .await;
+    assert_eq!(run.result.clone().unwrap(), Value::Null);
+    run.hub.assert_complete();
+    assert_eq!(run.result.unwrap(), closed_result(&log));
+    // One download of the SRPM instead of kojid's two (its header is read once).
+    assert_eq!(
+        *run.files.downloaded.lock().unwrap(),
+        ["work/tasks/7/7/hello-1.0-1.src.rpm"]
+    );
+    assert!(
+        !run.workdir.path().join("tasks/6/6").exists(),
+        "work dir wiped after"
+    );
+}
+
+#[actix_rt::test]
+async fn scratch_build_parent_matches_kojid_call_for_call() {
+    let (run, log) = run_task(
+        "scratch-build",
+        "task:3",
+        3,
+        |services, _| Box::new(build::BuildTask { services }),
+        None,
+    )
+    .await;
+    run.hub.assert_complete();
+    assert_eq!(run.result.unwrap(), closed_result(&log));
+}
+
+fn same_result_modulo_log_order(ours: &Value, kojid: &Value, intended_missing: &[&str]) {
+    for key in ["rpms", "srpms", "srpm", "brootid", "source"] {
+        assert_eq!(ours.get(key), kojid.get(key), "{key}");
+    }
+    let mut our_logs: Vec<String> = serde_json::from_value(ours["logs"].clone()).unwrap();
+    let mut kojid_logs: Vec<String> = serde_json::from_value(kojid["logs"].clone()).unwrap();
+    kojid_logs.retain(|l| !intended_missing.iter().any(|m| l.ends_with(m)));
+    our_logs.sort();
+    kojid_logs.sort();
+    assert_eq!(our_logs, kojid_logs);
+}
+
+#[actix_rt::test]
+async fn build_arch_matches_kojid_call_for_call() {
+    let (run, log) = run_task(
+        "regular-build",
+        "task:8",
+        8,
+        |services, request| Box::new(build_arch::BuildArchTask { services, request }),
+        None,
+    )
+    .await;
+    let result = run.result.unwrap();
+    run.hub.assert_complete();
+    // noarch_rpmdiff.json is an intended difference (docs/build-tasks.md).
+    same_result_modulo_log_order(&result, &closed_result(&log), &["noarch_rpmdiff.json"]);
+    let uploaded = run.files.uploaded.lock().unwrap().clone();
+    for name in ["hello-1.0-1.noarch.rpm", "hello-1.0-1.src.rpm"] {
+        let path = format!("tasks/8/8/{name}");
+        assert_eq!(
+            sha256(&uploaded[&path]),
+            sha256(&log.uploads[&path]),
+            "{name} uploaded unchanged"
+        );
+    }
+    assert!(uploaded["tasks/8/8/build.log"].starts_with(b"Executing(%build)"));
+    let specs = run.engine.specs.lock().unwrap();
+    assert_eq!(specs[0].name(), "dist-build-4-1");
+    assert_eq!(
+        specs[0].arch, "x86_64",
+        "noarch builds in a host arch buildroot"
+    );
+    assert_eq!(
+        specs[0].repo_urls,
+        ["http://127.0.0.1:8080/kojifiles/repos/dist-build/1/x86_64"]
+    );
+    assert_eq!(specs[0].install_group.name(), "build");
+    assert_eq!(
+        *run.engine.calls.lock().unwrap(),
+        [
+            "init",
+            "installed_rpms",
+            "build_rpms",
+            "installed_rpms",
+            "release"
+        ]
+    );
+}
+
+#[actix_rt::test]
+async fn rebuild_srpm_matches_kojid_call_for_call() {
+    let (run, log) = run_task(
+        "regular-build",
+        "task:7",
+        7,
+        |services, request| Box::new(build_arch::RebuildSrpmTask { services, request }),
+        None,
+    )
+    .await;
+    let result = run.result.unwrap();
+    run.hub.assert_complete();
+    same_result_modulo_log_order(&result, &closed_result(&log), &[]);
+    let specs = run.engine.specs.lock().unwrap();
+    assert_eq!(specs[0].install_group.name(), "srpm-build");
+    assert_eq!(
+        sha256(&run.files.uploaded.lock().unwrap()["tasks/7/7/hello-1.0-1.src.rpm"]),
+        sha256(&log.uploads["tasks/7/7/hello-1.0-1.src.rpm"])
+    );
+}
+
+#[actix_rt::test]
+async fn tag_build_matches_kojid_call_for_call() {
+    let (run, _log) = run_task(
+        "regular-build",
+        "task:9",
+        9,
+        |_, _| Box::new(tag_build::TagBuildTask),
+        None,
+    )
+    .await;
+    assert_eq!(run.result.unwrap(), Value::Null);
+    run.hub.assert_complete();
+}
+
+#[actix_rt::test]
+async fn a_failing_rpmbuild_expires_the_buildroot_and_fails_with_kojids_message() {
+    // The transcript's calls up to the build, then kojid's failure path: the list is still
+    // updated and the buildroot expired; nothing is uploaded but the logs.
+    let (run, _log) = run_task(
+        "regular-build",
+        "task:8",
+        8,
+        |services, request| Box::new(build_arch::BuildArchTask { services, request }),
+        Some(1),
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = run.result else {
+        panic!("the build did not fail with a fault");
+    };
+    assert_eq!(fault.fault_code, 1005);
+    assert_eq!(
+        fault.message,
+        "error building package (arch noarch), mock exited with status 1; see build.log or root.log for more information"
+    );
+    let seen = run.hub.seen.lock().unwrap().clone();
+    let tail: Vec<&str> = seen
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "getExternalRepoList",
+            "host.updateBuildRootList",
+            "host.setBuildRootState"
+        ]
+    );
+    let uploaded = run.files.uploaded.lock().unwrap().clone();
+    assert!(
+        uploaded.contains_key("tasks/8/8/build.log"),
+        "logs reach the hub on failure"
+    );
+    assert!(!uploaded.keys().any(|k| k.ends_with(".rpm")));
+    assert_eq!(
+        run.engine.calls.lock().unwrap().last().map(String::as_str),
+        Some("release")
+    );
+}
