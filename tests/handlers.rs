@@ -127,10 +127,17 @@ fn load(scenario: &str) -> (HashMap<String, ProcessLog>, HashMap<String, Vec<u8>
     (procs, downloads)
 }
 
-/// Answers a handler's hub calls with the transcript's, checking each call against it.
+type Script =
+    Box<dyn Fn(&str, &[Value], &Map<String, Value>) -> Result<Value, Fault> + Send + Sync>;
+
+/// Answers a handler's hub calls with the transcript's, checking each call against it; or,
+/// built with [`ReplayHub::scripted`], with a test's script.
 struct ReplayHub {
     expected: Mutex<VecDeque<Exchange>>,
+    script: Option<Script>,
     seen: Mutex<Vec<String>>,
+    /// Every call with its arguments, for scripted tests.
+    log: Mutex<Vec<LoggedCall>>,
     mismatches: Mutex<Vec<String>>,
 }
 
@@ -151,9 +158,40 @@ impl ReplayHub {
             .collect();
         Arc::new(Self {
             expected: Mutex::new(calls),
+            script: None,
             seen: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
             mismatches: Mutex::new(Vec::new()),
         })
+    }
+
+    fn scripted(
+        script: impl Fn(&str, &[Value], &Map<String, Value>) -> Result<Value, Fault>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            expected: Mutex::new(VecDeque::new()),
+            script: Some(Box::new(script)),
+            seen: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+            mismatches: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn args_of(&self, method: &str) -> Vec<(Vec<Value>, Map<String, Value>)> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, a, k)| (a.clone(), k.clone()))
+            .collect()
     }
 
     fn answer(
@@ -163,6 +201,14 @@ impl ReplayHub {
         kwargs: Map<String, Value>,
     ) -> Result<Value, HubError> {
         self.seen.lock().unwrap().push(method.to_owned());
+        self.log
+            .lock()
+            .unwrap()
+            .push((method.to_owned(), args.clone(), kwargs.clone()));
+        if let Some(script) = &self.script {
+            return script(method, &args, &kwargs)
+                .map_err(|fault| HubError::from_fault(method, fault));
+        }
         let next = self.expected.lock().unwrap().pop_front();
         let Some(expected) = next else {
             self.mismatches
@@ -861,5 +907,459 @@ async fn a_failing_rpmbuild_expires_the_buildroot_and_fails_with_kojids_message(
     assert_eq!(
         run.engine.calls.lock().unwrap().last().map(String::as_str),
         Some("release")
+    );
+}
+
+// ---- Scripted hubs: failure paths and waitrepo ----
+
+fn services_for(files: Arc<MemoryFiles>, workdir: &Path, engine: Arc<FakeEngine>) -> BuildServices {
+    BuildServices {
+        settings: BuildSettings {
+            workdir: workdir.to_owned(),
+            waitrepo_pause: Duration::from_millis(1),
+            ..BuildSettings::default()
+        },
+        files,
+        engine,
+        buildroot: BuildrootSettings::default(),
+        topurls: vec!["http://127.0.0.1:8080/kojifiles".into()],
+        topdir: None,
+    }
+}
+
+fn empty_engine() -> Arc<FakeEngine> {
+    Arc::new(FakeEngine {
+        installed: Vec::new(),
+        outputs: BTreeMap::new(),
+        specs: Mutex::new(Vec::new()),
+        calls: Arc::new(Mutex::new(Vec::new())),
+        fail_build: None,
+    })
+}
+
+/// Runs `method` (task `task_id`, `request`) against a scripted hub.
+async fn run_scripted(
+    hub: Arc<ReplayHub>,
+    method: &str,
+    task_id: i64,
+    request: Vec<Value>,
+    settings: impl FnOnce(&mut BuildServices),
+) -> (Result<Value, HandlerError>, Arc<MemoryFiles>) {
+    let (_, downloads) = load("regular-build");
+    let files = Arc::new(MemoryFiles {
+        served: downloads,
+        ..MemoryFiles::default()
+    });
+    let workdir = tempfile::tempdir().unwrap();
+    let mut services = services_for(files.clone(), workdir.path(), empty_engine());
+    settings(&mut services);
+    let decoded = TaskRequest::decode(request.clone());
+    let handler: Box<dyn TaskHandler> = match method {
+        "build" => Box::new(build::BuildTask { services }),
+        "buildArch" => Box::new(build_arch::BuildArchTask {
+            services,
+            request: decoded.clone(),
+        }),
+        "waitrepo" => Box::new(koji_adjutant::handlers::waitrepo::WaitrepoTask { services }),
+        "tagBuild" => Box::new(tag_build::TagBuildTask),
+        other => panic!("no handler {other}"),
+    };
+    let info = TaskInfo {
+        id: task_id,
+        state: TaskState::Open,
+        host_id: Some(1),
+        method: method.into(),
+        arch: "noarch".into(),
+        channel_id: 1,
+        parent: None,
+        owner: Some(1),
+        priority: 20,
+        completion_ts: None,
+        request: Some(request),
+    };
+    let (ctx, standalone) = standalone_context(
+        info,
+        decoded,
+        1,
+        hub,
+        Arc::new(NoRuntime),
+        "localhost/koji-adjutant-builder:latest",
+    );
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            standalone.alert();
+        }
+    });
+    let result = handler.run(ctx).await;
+    ticker.abort();
+    (result, files)
+}
+
+const SRPM: &str = "cli-build/1795723328.6067624.jlVykAxK/hello-1.0-1.src.rpm";
+
+fn repo_struct(id: i64, create_event: i64) -> Value {
+    json!({"id": id, "tag_id": 1, "tag_name": "dist-build", "state": 1, "create_event": create_event, "create_ts": 1.0})
+}
+
+/// A hub for a non-scratch build of the transcript's SRPM without rebuildSRPM, whose one
+/// buildArch child fails.
+fn build_hub(deny: Option<&'static str>) -> Arc<ReplayHub> {
+    ReplayHub::scripted(move |method, args, _kw| match method {
+        "getTaskInfo" => Ok(json!({"id": 30, "owner": 1, "arch": "noarch"})),
+        "getBuildTarget" => Ok(
+            json!({"build_tag": 1, "build_tag_name": "dist-build", "dest_tag": 2, "dest_tag_name": "dist-dest", "id": 1, "name": "dist"}),
+        ),
+        "host.assertPolicy" if deny == args[0].as_str() => Err(Fault::new(
+            1004,
+            "ActionNotAllowed",
+            format!("policy violation ({})", args[0].as_str().unwrap()),
+        )),
+        "host.assertPolicy" => Ok(Value::Null),
+        "getTag" => Ok(json!({"id": 1, "name": "dist-build", "arches": "x86_64"})),
+        "repo.request" => {
+            Ok(json!({"repo": repo_struct(1, 38), "request": null, "duplicate": false}))
+        }
+        "getLastEvent" => Ok(json!({"id": 42, "ts": 1.0})),
+        "getBuildConfig" => Ok(
+            json!({"id": 1, "name": "dist-build", "arches": "x86_64", "extra": {"rebuild_srpm": false}}),
+        ),
+        "getPackageConfig" => Ok(json!({"blocked": false, "extra_arches": null})),
+        "host.initBuild" => Ok(json!(11)),
+        "host.subtask" => Ok(json!(31)),
+        "host.taskSetWait" => Ok(Value::Null),
+        "host.taskWait" => Ok(json!([[31], []])),
+        "host.taskWaitResults" => Err(Fault::new(
+            1005,
+            "BuildError",
+            "error building package (arch noarch), mock exited with status 1; see build.log or root.log for more information",
+        )),
+        "host.failBuild" => Ok(Value::Null),
+        other => Err(Fault::generic(format!("unexpected call {other}"))),
+    })
+}
+
+#[actix_rt::test]
+async fn a_failed_build_arch_fails_the_build_with_its_fault_and_calls_fail_build() {
+    let hub = build_hub(None);
+    let (result, files) = run_scripted(
+        hub.clone(),
+        "build",
+        30,
+        vec![json!(SRPM), json!("dist"), json!({})],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!("build did not fail: {result:?}");
+    };
+    assert_eq!(fault.fault_code, 1005);
+    assert!(
+        fault
+            .message
+            .starts_with("error building package (arch noarch)")
+    );
+    assert_eq!(
+        hub.args_of("host.failBuild"),
+        [(vec![json!(30), json!(11)], Map::new())]
+    );
+    // rebuild_srpm false: the uploaded SRPM goes to buildArch as is, keep_srpm on the first.
+    let (_, subtask) = &hub.args_of("host.subtask")[0];
+    assert_eq!(subtask["method"], json!("buildArch"));
+    assert_eq!(
+        subtask["arglist"],
+        json!([SRPM, 1, "noarch", true, {"repo_id": 1}])
+    );
+    assert_eq!(subtask["label"], json!("noarch"));
+    assert_eq!(*files.downloaded.lock().unwrap(), [format!("work/{SRPM}")]);
+    assert!(!hub.calls().contains(&"host.completeBuild".to_owned()));
+}
+
+#[actix_rt::test]
+async fn a_policy_denial_fails_the_build_before_anything_is_created() {
+    let hub = build_hub(Some("build_from_srpm"));
+    let (result, _) = run_scripted(
+        hub.clone(),
+        "build",
+        30,
+        vec![json!(SRPM), json!("dist"), json!({})],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!("not denied");
+    };
+    assert_eq!(fault.fault_code, 1004);
+    assert_eq!(fault.message, "policy violation (build_from_srpm)");
+    assert_eq!(
+        hub.calls(),
+        ["getTaskInfo", "getBuildTarget", "host.assertPolicy"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_missing_repo_id_and_a_bad_arch_override_fail_like_kojid() {
+    let hub = ReplayHub::scripted(|method, _, _| match method {
+        "repoInfo" => Ok(Value::Null),
+        other => Err(Fault::generic(format!("unexpected {other}"))),
+    });
+    let (result, _) = run_scripted(
+        hub.clone(),
+        "build",
+        30,
+        vec![json!(SRPM), json!("dist"), json!({"repo_id": 99})],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(
+        (fault.fault_code, fault.message.as_str()),
+        (1005, "No such repo: 99")
+    );
+    let (result, _) = run_scripted(
+        ReplayHub::scripted(|_, _, _| Ok(Value::Null)),
+        "build",
+        30,
+        vec![
+            json!(SRPM),
+            json!("dist"),
+            json!({"arch_override": "x86_64"}),
+        ],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(
+        fault.message,
+        "arch_override is only allowed for scratch builds"
+    );
+}
+
+#[actix_rt::test]
+async fn an_srpm_path_that_leaves_the_work_dir_is_refused_before_download() {
+    let hub = ReplayHub::scripted(|method, _, _| match method {
+        "repoInfo" => Ok(repo_struct(1, 38)),
+        other => Err(Fault::generic(format!("unexpected {other}"))),
+    });
+    let (result, files) = run_scripted(
+        hub,
+        "buildArch",
+        40,
+        vec![
+            json!("../../../etc/passwd"),
+            json!(1),
+            json!("noarch"),
+            json!(true),
+            json!({"repo_id": 1}),
+        ],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!("accepted a hostile path: {result:?}");
+    };
+    assert!(fault.message.contains(".."), "{}", fault.message);
+    assert!(files.downloaded.lock().unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn build_arch_without_repo_id_is_a_build_error() {
+    let (result, _) = run_scripted(
+        ReplayHub::scripted(|_, _, _| Ok(Value::Null)),
+        "buildArch",
+        40,
+        vec![json!(SRPM), json!(1), json!("noarch"), json!(true)],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(fault.message, "A repo id must be provided");
+}
+
+fn waitrepo_hub(checks_until_ready: usize, active: bool) -> Arc<ReplayHub> {
+    let counter = Arc::new(Mutex::new(0usize));
+    ReplayHub::scripted(move |method, _, _| match method {
+        "getTag" => Ok(json!({"id": 1, "name": "dist-build"})),
+        "tagLastChangeEvent" => Ok(json!(45)),
+        "repo.request" => Ok(
+            json!({"repo": null, "request": {"id": 5, "active": true, "min_event": 45}, "duplicate": false}),
+        ),
+        "repo.checkRequest" => {
+            let mut n = counter.lock().unwrap();
+            *n += 1;
+            if *n >= checks_until_ready {
+                Ok(json!({"repo": repo_struct(3, 50), "request": {"id": 5, "active": false}}))
+            } else {
+                Ok(json!({"repo": null, "request": {"id": 5, "active": active}}))
+            }
+        }
+        other => Err(Fault::generic(format!("unexpected {other}"))),
+    })
+}
+
+#[actix_rt::test]
+async fn waitrepo_polls_the_repo_request_until_a_new_enough_repo_is_ready() {
+    let hub = waitrepo_hub(3, true);
+    let (result, _) = run_scripted(
+        hub.clone(),
+        "waitrepo",
+        50,
+        vec![
+            json!("dist-build"),
+            json!({"__starstar": true, "min_event": "last"}),
+        ],
+        |_| {},
+    )
+    .await;
+    assert_eq!(result.unwrap()["id"], json!(3));
+    assert_eq!(
+        hub.calls(),
+        [
+            "getTag",
+            "tagLastChangeEvent",
+            "repo.request",
+            "repo.checkRequest",
+            "repo.checkRequest",
+            "repo.checkRequest"
+        ]
+    );
+    assert_eq!(
+        hub.args_of("repo.request")[0].1["min_event"],
+        json!(45),
+        "\"last\" is resolved to the tag's last change"
+    );
+}
+
+#[actix_rt::test]
+async fn waitrepo_fails_when_the_request_dies_or_time_runs_out() {
+    let (result, _) = run_scripted(
+        waitrepo_hub(usize::MAX, false),
+        "waitrepo",
+        50,
+        vec![json!("dist-build")],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(fault.message, "Repo request no longer active: 5");
+    let (result, _) = run_scripted(
+        waitrepo_hub(usize::MAX, true),
+        "waitrepo",
+        50,
+        vec![json!("dist-build")],
+        |services| services.settings.waitrepo_timeout = Duration::from_millis(20),
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert!(
+        fault.message.starts_with("Unsuccessfully waited")
+            && fault.message.ends_with("for a new dist-build repo"),
+        "{}",
+        fault.message
+    );
+    let (result, _) = run_scripted(
+        waitrepo_hub(1, true),
+        "waitrepo",
+        50,
+        vec![json!("dist-build"), json!(1.0), Value::Null, json!(3)],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(
+        fault.message,
+        "newer_than and min_event are mutually exclusive"
+    );
+}
+
+#[actix_rt::test]
+async fn waitrepo_on_an_old_hub_polls_get_repo() {
+    let polls = Arc::new(Mutex::new(0));
+    let hub = {
+        let polls = Arc::clone(&polls);
+        ReplayHub::scripted(move |method, _, _| match method {
+            "getTag" => Ok(json!({"id": 1, "name": "dist-build"})),
+            "repo.request" => Err(Fault::new(
+                1000,
+                "GenericError",
+                "Invalid method: repo.request",
+            )),
+            "getRepo" => {
+                let mut n = polls.lock().unwrap();
+                *n += 1;
+                Ok(if *n < 2 {
+                    Value::Null
+                } else {
+                    repo_struct(4, 60)
+                })
+            }
+            other => Err(Fault::generic(format!("unexpected {other}"))),
+        })
+    };
+    let (result, _) = run_scripted(
+        hub.clone(),
+        "waitrepo",
+        50,
+        vec![json!("dist-build")],
+        |_| {},
+    )
+    .await;
+    assert_eq!(result.unwrap()["id"], json!(4));
+    assert_eq!(
+        hub.calls(),
+        ["getTag", "repo.request", "getRepo", "getRepo"]
+    );
+}
+
+#[actix_rt::test]
+async fn a_failed_tag_sends_the_failure_notification_and_fails() {
+    let hub = ReplayHub::scripted(|method, _, _| match method {
+        "getTaskInfo" => Ok(json!({"id": 9, "owner": 1})),
+        "getBuild" => Ok(json!({"id": 7, "nvr": "hello-1.0-1"})),
+        "getTag" => Ok(json!({"id": 2, "name": "dist-dest"})),
+        "host.tagBuild" => Err(Fault::new(
+            1003,
+            "TagError",
+            "package hello not in list for tag dist-dest",
+        )),
+        "host.tagNotification" => Ok(Value::Null),
+        other => Err(Fault::generic(format!("unexpected {other}"))),
+    });
+    let (result, _) = run_scripted(
+        hub.clone(),
+        "tagBuild",
+        9,
+        vec![json!(2), json!(7), json!(false), Value::Null, json!(true)],
+        |_| {},
+    )
+    .await;
+    let Err(HandlerError::Fault(fault)) = result else {
+        panic!()
+    };
+    assert_eq!(fault.fault_code, 1003);
+    let notification = &hub.args_of("host.tagNotification")[0].0;
+    assert_eq!(
+        *notification,
+        [
+            json!(false),
+            json!(2),
+            Value::Null,
+            json!(7),
+            json!(1),
+            json!(true),
+            json!("TagError: package hello not in list for tag dist-dest")
+        ]
     );
 }
