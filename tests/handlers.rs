@@ -127,6 +127,9 @@ fn load(scenario: &str) -> (HashMap<String, ProcessLog>, HashMap<String, Vec<u8>
     (procs, downloads)
 }
 
+/// A call as the handler made it: method, positional args, keyword args.
+type LoggedCall = (String, Vec<Value>, Map<String, Value>);
+
 type Script =
     Box<dyn Fn(&str, &[Value], &Map<String, Value>) -> Result<Value, Fault> + Send + Sync>;
 
