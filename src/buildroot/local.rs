@@ -110,7 +110,12 @@ pub async fn run_local_build(
         extra_macros: build.defines.clone(),
         settings: build.settings.clone(),
     };
-    let prefix = format!("koji-adjutant-local-{}", std::process::id());
+    // Unique per build, so that parallel local builds (and tests) never share a name.
+    let prefix = format!(
+        "koji-adjutant-local-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let containers = Arc::new(LocalContainers::new(runtime, cancel, &prefix));
     let outcome = build_in(containers, spec, &local_srpm).await;
     let logs = copy_logs(&work_dir.join("logs"), &build.result_dir);

@@ -138,7 +138,7 @@ pub(crate) fn parse_rpm_qa(lines: &[String]) -> Result<Vec<QaLine>, BuildrootErr
             installtime: number("installtime", installtime)?,
         });
     }
-    parsed.sort_by(|a, b| a.rpm.nvra().cmp(&b.rpm.nvra()));
+    parsed.sort_by_key(|line| line.rpm.nvra());
     Ok(parsed)
 }
 
