@@ -363,6 +363,8 @@ struct World {
     runtime: Arc<dyn ContainerRuntime>,
     services: BuildServices,
     dest_tag: i64,
+    /// What the PolicyCache answers for the task image.
+    image: String,
 }
 
 impl World {
@@ -448,6 +450,7 @@ impl World {
             runtime,
             services,
             dest_tag,
+            image: IMAGE.to_owned(),
         }
     }
 
@@ -501,7 +504,7 @@ impl World {
             self.host_id,
             Arc::clone(&hub),
             Arc::clone(&self.runtime),
-            IMAGE,
+            &self.image,
         );
         let containers = ctx.containers.clone();
         let run = handler.run(ctx);
@@ -696,4 +699,133 @@ async fn regular_build_of_the_c_srpm() {
 #[actix_rt::test]
 async fn scratch_build_of_the_c_srpm() {
     build_and_check("hello-c", true, "x86_64").await;
+}
+
+/// A build of `package` that must fail with `message`, everywhere kojid would show it: the
+/// parent's fault, the failed child, the build FAILED (non-scratch), every buildroot EXPIRED,
+/// logs on the hub, and no container left.
+async fn build_fails(world: World, package: &str, opts: Json, message: &str) -> World {
+    let srpm = world.upload_srpm(package);
+    let parent = world.submit(&srpm, opts.clone());
+    let Err(HandlerError::Fault(fault)) = world.run(parent).await else {
+        panic!("the build of {package} did not fail");
+    };
+    assert_eq!(fault.message, message);
+    let stored = world
+        .hub
+        .task(parent)
+        .and_then(|t| t.result_xml)
+        .unwrap_or_default();
+    assert!(
+        stored.contains(&message.replace('<', "&lt;")),
+        "the parent's stored fault: {stored}"
+    );
+    for br in world.hub.buildroots() {
+        assert_eq!(
+            br.state,
+            koji_fakehub::BuildrootState::Expired,
+            "buildroot {}",
+            br.id
+        );
+    }
+    if opts.get("scratch").is_none() {
+        world.side.with_world(|w| {
+            for build in w.builds.values() {
+                assert_eq!(build.state, BUILD_FAILED, "{}", build.nvr());
+            }
+            assert!(w.tagged.is_empty());
+        });
+    }
+    let leftover = std::process::Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&leftover.stdout).into_owned();
+    for task in world.hub.tasks() {
+        assert!(
+            !names.contains(&format!("-{}-", task.id)),
+            "a container of task {} is left: {names}",
+            task.id
+        );
+    }
+    world
+}
+
+#[actix_rt::test]
+async fn a_failing_build_section_fails_with_kojids_message_and_build_log_on_the_hub() {
+    let world = build_fails(
+        World::new().await,
+        "fails-build",
+        json!({}),
+        "error building package (arch noarch), mock exited with status 1; see build.log or root.log for more information",
+    )
+    .await;
+    let build_arch = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.method == "buildArch")
+        .unwrap();
+    assert_eq!(build_arch.state, koji_fakehub::TaskState::Failed);
+    let log = world.hub.task_output(build_arch.id, "build.log").unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("FAILS-BUILD: deliberate failure"),
+        "build.log on the hub has rpmbuild's output"
+    );
+}
+
+#[actix_rt::test]
+async fn a_missing_buildrequires_fails_in_root_log() {
+    let world = build_fails(
+        World::new().await,
+        "needs-missing",
+        json!({"scratch": true}),
+        "error building package (arch noarch), mock exited with status 30; see root.log for more information",
+    )
+    .await;
+    let build_arch = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.method == "buildArch")
+        .unwrap();
+    let log = world.hub.task_output(build_arch.id, "root.log").unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("koji-adjutant-no-such-package"));
+}
+
+#[actix_rt::test]
+async fn a_missing_image_under_never_fails_the_buildroot_init() {
+    let mut world = World::new().await;
+    world.image = "localhost/koji-adjutant-no-such-image:latest".to_owned();
+    world.services.buildroot.pull_policy = koji_adjutant_actors::runtime::PullPolicy::Never;
+    let srpm = world.upload_srpm("hello-noarch");
+    let parent = world.submit(&srpm, json!({"scratch": true}));
+    let Err(HandlerError::Fault(fault)) = world.run(parent).await else {
+        panic!("built without its image");
+    };
+    assert_eq!(fault.fault_code, 1012, "{fault:?}");
+    assert!(
+        fault.message.starts_with("could not init mock buildroot")
+            && fault.message.contains("koji-adjutant-no-such-image"),
+        "{}",
+        fault.message
+    );
+    for br in world.hub.buildroots() {
+        assert_eq!(br.state, koji_fakehub::BuildrootState::Expired);
+    }
+}
+
+#[actix_rt::test]
+async fn a_missing_repo_fails_before_any_subtask() {
+    let world = World::new().await;
+    let srpm = world.upload_srpm("hello-noarch");
+    let parent = world.submit(&srpm, json!({"repo_id": 99}));
+    let Err(HandlerError::Fault(fault)) = world.run(parent).await else {
+        panic!()
+    };
+    assert_eq!(
+        (fault.fault_code, fault.message.as_str()),
+        (1005, "No such repo: 99")
+    );
+    assert!(world.children(parent).is_empty());
 }

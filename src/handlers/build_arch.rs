@@ -40,11 +40,23 @@ pub fn engine_failure(arch: &str, error: &BuildrootError) -> HandlerError {
         BuildrootError::BuildRequires { .. } => {
             BuildFailure::build(build_failure_message(arch, 30)).into()
         }
-        BuildrootError::Init { .. } => {
-            BuildFailure::buildroot(format!("could not init mock buildroot, {error}")).into()
-        }
+        BuildrootError::Init { reason, .. } => BuildFailure::buildroot(format!(
+            "could not init mock buildroot, {reason}; see root.log for more information"
+        ))
+        .into(),
         BuildrootError::Srpm { .. } => BuildFailure::build(error.to_string()).into(),
         other => BuildFailure::buildroot(other.to_string()).into(),
+    }
+}
+
+/// Whatever stops a buildroot from coming up (the image, podman, the group install) is
+/// kojid's "could not init mock buildroot" BuildrootError; a cancellation stays one.
+pub fn init_failure(arch: &str, error: &BuildrootError) -> HandlerError {
+    match error {
+        BuildrootError::Init { .. } | BuildrootError::Cancelled { .. } => {
+            engine_failure(arch, error)
+        }
+        other => BuildFailure::buildroot(format!("could not init mock buildroot, {other}")).into(),
     }
 }
 
@@ -263,7 +275,7 @@ impl Pipeline<'_> {
             Ok(buildroot) => hub_br.buildroot = Some(buildroot),
             Err(error) => {
                 self.expire(&mut hub_br).await;
-                return Err(engine_failure(arch, &error));
+                return Err(init_failure(arch, &error));
             }
         }
         let result = self.report_list(&hub_br, true).await;
