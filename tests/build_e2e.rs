@@ -264,7 +264,14 @@ fn run(command: &mut std::process::Command) -> String {
 
 /// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
 fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    let sources = Path::new(ROOT).join("tests/data/srpms").join(package);
+    build_srpm_from(
+        &Path::new(ROOT).join("tests/data/srpms").join(package),
+        package,
+        dir,
+    )
+}
+
+fn build_srpm_from(sources: &Path, package: &str, dir: &Path) -> PathBuf {
     let top = tempfile::tempdir().unwrap();
     run(std::process::Command::new("rpmbuild")
         .arg("-bs")
@@ -365,6 +372,8 @@ struct World {
     dest_tag: i64,
     /// What the PolicyCache answers for the task image.
     image: String,
+    /// Cancels every running task, as the worker does when the hub cancelled them.
+    cancel: CancellationToken,
 }
 
 impl World {
@@ -451,6 +460,7 @@ impl World {
             services,
             dest_tag,
             image: IMAGE.to_owned(),
+            cancel: CancellationToken::new(),
         }
     }
 
@@ -464,6 +474,10 @@ impl World {
     fn upload_srpm(&self, package: &str) -> String {
         let dir = self.hub.topdir().join("work/cli-build/1700000000.1.e2e");
         let srpm = build_srpm(package, &dir);
+        self.uploaded(&srpm)
+    }
+
+    fn uploaded(&self, srpm: &Path) -> String {
         format!(
             "cli-build/1700000000.1.e2e/{}",
             srpm.file_name().unwrap().to_string_lossy()
@@ -507,6 +521,12 @@ impl World {
             &self.image,
         );
         let containers = ctx.containers.clone();
+        let task_cancel = standalone.cancel.clone();
+        let world_cancel = self.cancel.clone();
+        let forward = tokio::spawn(async move {
+            world_cancel.cancelled().await;
+            task_cancel.cancel();
+        });
         let run = handler.run(ctx);
         tokio::pin!(run);
         let outcome = loop {
@@ -529,8 +549,13 @@ impl World {
                 }
             }
         };
+        forward.abort();
         containers.remove_all().await;
         match &outcome {
+            // A cancelled task is not reported: the hub cancelled it (the TaskActor's abort
+            // wins over whatever the handler returned).
+            _ if self.cancel.is_cancelled() => {}
+            Err(HandlerError::Aborted(_)) => {}
             Ok(result) => hub.close_task(id, result).await.unwrap(),
             Err(HandlerError::Fault(fault)) => hub.fail_task(id, fault).await.unwrap(),
             Err(other) => hub
@@ -828,4 +853,82 @@ async fn a_missing_repo_fails_before_any_subtask() {
         (1005, "No such repo: 99")
     );
     assert!(world.children(parent).is_empty());
+}
+
+#[actix_rt::test]
+async fn a_build_cancelled_mid_rpmbuild_loses_its_container_at_once() {
+    let world = World::new().await;
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sources.path().join("sleeper.spec"),
+        "Name: sleeper\nVersion: 1\nRelease: 1\nSummary: sleeps in %build\nLicense: MIT\n\
+         BuildArch: noarch\n%description\nsleeps\n%prep\n%build\necho SLEEPING\nsleep 300\n%files\n",
+    )
+    .unwrap();
+    world.side.add_package(world.dest_tag, "sleeper", false);
+    let dir = world.hub.topdir().join("work/cli-build/1700000000.1.e2e");
+    let srpm = build_srpm_from(sources.path(), "sleeper", &dir);
+    let relpath = world.uploaded(&srpm);
+    let parent = world.submit(&relpath, json!({"scratch": true}));
+    let watcher = async {
+        // Wait until buildArch's buildroot is BUILDING and rpmbuild has started.
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let building = world.hub.buildroots().iter().any(|br| {
+                br.state == koji_fakehub::BuildrootState::Building
+                    && world
+                        .hub
+                        .task(br.task_id.unwrap_or_default())
+                        .is_some_and(|t| t.method == "buildArch")
+            });
+            if building {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        world.hub.cancel_task(parent).unwrap();
+        world.cancel.cancel();
+        std::time::Instant::now()
+    };
+    let (outcome, cancelled_at) = tokio::time::timeout(Duration::from_secs(240), async {
+        tokio::join!(world.run(parent), watcher)
+    })
+    .await
+    .expect("the cancelled build ended");
+    assert!(
+        matches!(outcome, Err(HandlerError::Aborted(_))),
+        "{outcome:?}"
+    );
+    let build_arch = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.method == "buildArch")
+        .unwrap();
+    let names = String::from_utf8_lossy(
+        &std::process::Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Names}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        !names.contains(&format!("-{}-", build_arch.id)),
+        "the container of the cancelled task is gone: {names}"
+    );
+    let took = cancelled_at.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "cancel to container gone took {took:?}, more than kojid's poll interval"
+    );
+    assert_eq!(build_arch.state, koji_fakehub::TaskState::Canceled);
+    let log = world
+        .hub
+        .task_output(build_arch.id, "build.log")
+        .unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&log).contains("SLEEPING"),
+        "the live build.log reached the hub before the cancel"
+    );
 }
