@@ -935,3 +935,64 @@ async fn a_build_cancelled_mid_rpmbuild_loses_its_container_at_once() {
         "the live build.log reached the hub before the cancel"
     );
 }
+
+/// The fake hub's `setBuildRootList` rules, which the handlers' list must satisfy: INIT only,
+/// and only rpms of the repo's `rpmlist.jsonl` or attributed to an external repo.
+#[actix_rt::test]
+async fn the_fake_hub_takes_only_known_or_external_rpms_and_only_in_init() {
+    let world = World::new().await;
+    let task = world.submit("cli-build/x/none.src.rpm", json!({}));
+    world.client.host_open_task(task).await.unwrap();
+    let call = |method: &'static str, args: Vec<Json>| {
+        let client = world.client.clone();
+        async move { client.call_json(method, &args, &Map::new()).await }
+    };
+    let br = call(
+        "host.newBuildRoot",
+        vec![json!(1), json!("x86_64"), json!(task)],
+    )
+    .await
+    .unwrap();
+    let stub = json!({"name": "stub-build-tools", "version": "1", "release": "1", "epoch": null,
+                      "arch": "noarch", "size": 0, "buildtime": 0,
+                      "payloadhash": world.hub.topdir().join("repos/dist-build/1/x86_64/rpmlist.jsonl")
+                          .to_str().map(|p| std::fs::read_to_string(p).unwrap())
+                          .and_then(|t| serde_json::from_str::<Json>(t.trim()).ok())
+                          .unwrap()["payloadhash"].clone()});
+    let unknown = json!({"name": "glibc", "version": "2.36", "release": "9", "epoch": null,
+                         "arch": "x86_64", "size": 1, "buildtime": 1, "payloadhash": "00"});
+    let error = call(
+        "host.setBuildRootList",
+        vec![br.clone(), json!([stub, unknown])],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("No such rpm: glibc-2.36-9.x86_64"),
+        "{error}"
+    );
+    let mut external = unknown.clone();
+    external["external_repo"] = json!({"external_repo_id": 5, "external_repo_name": "image"});
+    external["location"] = json!(5);
+    call(
+        "host.setBuildRootList",
+        vec![br.clone(), json!([stub, external])],
+    )
+    .await
+    .unwrap();
+    call(
+        "host.setBuildRootState",
+        vec![br.clone(), json!("BUILDING")],
+    )
+    .await
+    .unwrap();
+    let error = call("host.setBuildRootList", vec![br.clone(), json!([stub])])
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not in init state"), "{error}");
+    call("host.updateBuildRootList", vec![br, json!([stub])])
+        .await
+        .unwrap();
+}
