@@ -158,3 +158,28 @@ pub struct BuildServices {
     /// kojid.conf `topdir`, for `file://` baseurls when no topurl is set.
     pub topdir: Option<PathBuf>,
 }
+
+impl BuildServices {
+    /// The services the worker registers the build handlers with: settings from the loaded
+    /// configuration, file transfer over `client` (the worker's main session; the hub client
+    /// serialises its calls) and the container engine.
+    pub fn from_config(
+        config: &crate::config::Config,
+        client: crate::hub::client::HubClient,
+    ) -> Result<Self, BuildrootError> {
+        let kojid = &config.kojid;
+        Ok(Self {
+            settings: BuildSettings {
+                workdir: kojid.workdir.clone(),
+                literal_task_arches: kojid.literal_task_arches.clone(),
+                build_arch_can_fail: kojid.build_arch_can_fail,
+                ..BuildSettings::default()
+            },
+            files: Arc::new(super::hubfiles::HubFiles::new(client)),
+            engine: Arc::new(ContainerEngine),
+            buildroot: BuildrootSettings::from_config(config)?,
+            topurls: kojid.topurl.0.clone(),
+            topdir: Some(kojid.topdir.clone()),
+        })
+    }
+}
