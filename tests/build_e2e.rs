@@ -996,3 +996,45 @@ async fn the_fake_hub_takes_only_known_or_external_rpms_and_only_in_init() {
         .await
         .unwrap();
 }
+
+#[actix_rt::test]
+async fn a_bad_dist_fails_the_srpm_rebuild_with_build_log_saying_why() {
+    let world = World::new().await;
+    world.side.with_world(|w| {
+        for tag in w.tags.values_mut().filter(|t| t.name == "dist-build") {
+            tag.extra
+                .insert("rpm.macro.dist".into(), json!(".bad-dist"));
+        }
+    });
+    let srpm = world.upload_srpm("hello-noarch");
+    let parent = world.submit(&srpm, json!({}));
+    let Err(HandlerError::Fault(fault)) = world.run(parent).await else {
+        panic!("built with a '-' in the release");
+    };
+    assert_eq!(fault.fault_code, 1005, "{fault:?}");
+    assert!(
+        fault.message.starts_with("error building srpm"),
+        "{}",
+        fault.message
+    );
+    let rebuild = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.method == "rebuildSRPM")
+        .unwrap();
+    assert_eq!(rebuild.state, koji_fakehub::TaskState::Failed);
+    let log = world.hub.task_output(rebuild.id, "build.log").unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("Illegal char"),
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    assert!(
+        world.side.with_world(|w| w.builds.is_empty()),
+        "nothing was initialised before the SRPM existed"
+    );
+    for br in world.hub.buildroots() {
+        assert_eq!(br.state, koji_fakehub::BuildrootState::Expired);
+    }
+}
