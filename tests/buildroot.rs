@@ -595,3 +595,46 @@ async fn an_srpm_outside_the_work_dir_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_build_stops_at_once_and_names_the_step() {
+    let work = tempfile::tempdir().unwrap();
+    let srpm = build_srpm("net-probe", &work.path().join("work"));
+    let mut probe = spec(
+        work.path(),
+        "noarch",
+        Vec::new(),
+        BuildrootSettings::default(),
+    );
+    probe.extra_macros = vec![("build_sleep".into(), "120".into())];
+    let cancel = CancellationToken::new();
+    let containers = Arc::new(LocalContainers::new(
+        runtime(),
+        cancel.clone(),
+        &format!("kat-br-cancel-{}", std::process::id()),
+    ));
+    let mut buildroot = Buildroot::init(containers, probe, None).await.unwrap();
+    let log_dir = buildroot.logs().dir().to_path_buf();
+    let canceller = tokio::spawn(async move {
+        // Wait until rpmbuild is in %build, sleeping.
+        for _ in 0..600 {
+            let log = std::fs::read_to_string(log_dir.join("build.log")).unwrap_or_default();
+            if log.contains("NETWORK-PROBE") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cancel.cancel();
+        std::time::Instant::now()
+    });
+    let error = buildroot.build_rpms(&srpm).await.unwrap_err();
+    let cancelled_at = canceller.await.unwrap();
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(30),
+        "the build went on for {:?} after the cancel",
+        cancelled_at.elapsed()
+    );
+    assert!(matches!(error, BuildrootError::Cancelled { .. }), "{error}");
+    assert_eq!(error.to_string(), "the build was cancelled during rpmbuild");
+    buildroot.release().await.unwrap();
+}

@@ -1194,3 +1194,113 @@ pub(crate) fn settings_from_config(
         ..BuildrootSettings::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, load};
+
+    fn settings(extra: &str) -> Result<BuildrootSettings, BuildrootError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kojid.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "[kojid]\nserver = https://hub.example/kojihub\ntopurl = https://hub.example/kojifiles\n\
+                 vendor = Example\nmockhost = redhat-linux-gnu\nrpmbuild_timeout = 600\n\
+                 yum_proxy = http://proxy:3128\n{extra}"
+            ),
+        )
+        .unwrap();
+        let config = load(&ConfigSource {
+            path: Some(path),
+            ..ConfigSource::default()
+        })
+        .unwrap();
+        BuildrootSettings::from_config(&config)
+    }
+
+    #[test]
+    fn settings_come_from_kojid_conf_and_the_adjutant_section() {
+        let s =
+            settings("[adjutant]\nbuild_user = 2000:2001\nbuildroot_mode = installroot\n").unwrap();
+        assert_eq!(s.vendor, "Example");
+        assert_eq!(s.packager, "Koji");
+        assert_eq!(s.mockhost, "redhat-linux-gnu");
+        assert_eq!(s.rpmbuild_timeout, Duration::from_secs(600));
+        assert_eq!(s.yum_proxy.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(
+            s.build_user,
+            crate::config::types::UidGid {
+                uid: 2000,
+                gid: 2001
+            }
+        );
+        assert_eq!(s.mode, BuildrootMode::Installroot);
+        assert_eq!(s.buildroot_network, NetworkMode::Host);
+        assert_eq!(s.build_network, BuildNetwork::Isolated);
+    }
+
+    #[test]
+    fn a_build_network_the_container_cannot_have_is_refused() {
+        let same = settings("[adjutant]\nbuild_network = host\n").unwrap();
+        assert_eq!(same.build_network, BuildNetwork::SameAsBuildroot);
+        let error = settings("[adjutant]\nbuild_network = podman1\n").unwrap_err();
+        assert!(error.to_string().contains("build_network"), "{error}");
+    }
+
+    #[test]
+    fn the_build_step_wrapper_drops_to_the_build_user_without_network() {
+        let spec = BuildrootSpec {
+            image: "img".into(),
+            work_dir: "/w".into(),
+            arch: "x86_64".into(),
+            tag_name: "t".into(),
+            repo_id: None,
+            buildroot_id: None,
+            repo_urls: Vec::new(),
+            install_group: super::super::InstallGroup::Build,
+            tag_extra: super::super::TagExtra::default(),
+            extra_macros: Vec::new(),
+            settings: BuildrootSettings::default(),
+        };
+        let containers: Arc<dyn BuildrootContainers> = Arc::new(LocalContainers::new(
+            Arc::new(crate::podman::PodmanRuntime::new(
+                crate::podman::PodmanOptions::default(),
+            )),
+            CancellationToken::new(),
+            "unit",
+        ));
+        let logs = BuildrootLogs {
+            dir: "/nonexistent".into(),
+        };
+        let mut buildroot = Buildroot {
+            containers,
+            container: None,
+            spec,
+            logs,
+            timings: Vec::new(),
+            observer: None,
+            image_rpms: Vec::new(),
+            image_digest: String::new(),
+        };
+        assert_eq!(
+            buildroot
+                .builder_argv(vec!["rpmbuild".into()], true)
+                .join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --net -- rpmbuild"
+        );
+        buildroot.spec.settings.mode = BuildrootMode::Installroot;
+        buildroot.spec.settings.build_network = BuildNetwork::SameAsBuildroot;
+        assert_eq!(
+            buildroot
+                .builder_argv(vec!["rpmbuild".into()], true)
+                .join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --root=/buildroot --wd=/builddir -- rpmbuild"
+        );
+        assert_eq!(
+            buildroot.dnf_argv(&["install", "@build"]).join(" "),
+            "dnf -c /etc/koji-adjutant/dnf.conf -y --releasever=/ --installroot=/buildroot install @build"
+        );
+    }
+}
