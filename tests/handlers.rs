@@ -1366,3 +1366,214 @@ async fn a_failed_tag_sends_the_failure_notification_and_fails() {
         ]
     );
 }
+
+/// A build hub whose repo must be waited for: hub ≥1.35 answers `repo.request` without a
+/// repo, an old hub faults with "Invalid method" and has no repo yet.
+fn waiting_build_hub(old_hub: bool) -> Arc<ReplayHub> {
+    let base = build_hub(None);
+    let waited = std::sync::atomic::AtomicBool::new(false);
+    ReplayHub::scripted(move |method, args, kw| match method {
+        "repo.request" if old_hub => Err(Fault::new(
+            1000,
+            "GenericError",
+            "Invalid method: repo.request",
+        )),
+        "repo.request" => Ok(
+            json!({"repo": null, "request": {"id": 8, "min_event": 45, "active": true}, "duplicate": false}),
+        ),
+        "getRepo" => Ok(Value::Null),
+        "getBuildTargets" => Ok(json!([{"id": 1, "name": "dist"}])),
+        "host.subtask" if kw["method"] == "waitrepo" => Ok(json!(41)),
+        // The first wait is the waitrepo child's; later ones go to the base script.
+        "host.taskWait" if !waited.swap(true, std::sync::atomic::Ordering::SeqCst) => {
+            Ok(json!([[41], []]))
+        }
+        "host.taskWaitResults" if args[1] == json!([41]) => Ok(json!([[41, repo_struct(2, 60)]])),
+        other => base.answer(other, args.to_vec(), kw.clone()).map_err(|e| {
+            e.fault
+                .unwrap_or_else(|| Fault::generic(format!("unexpected call {other}")))
+        }),
+    })
+}
+
+#[actix_rt::test]
+async fn the_build_waits_for_a_repo_through_a_waitrepo_subtask_on_both_hub_generations() {
+    for old_hub in [false, true] {
+        let hub = waiting_build_hub(old_hub);
+        let (result, _) = run_scripted(
+            hub.clone(),
+            "build",
+            30,
+            vec![json!(SRPM), json!("dist"), json!({})],
+            |_| {},
+        )
+        .await;
+        // The buildArch child fails in this script; what matters is how the repo was found.
+        assert!(result.is_err());
+        let subtasks = hub.args_of("host.subtask");
+        let (_, waitrepo) = &subtasks[0];
+        assert_eq!(waitrepo["method"], json!("waitrepo"), "old hub: {old_hub}");
+        assert_eq!(waitrepo["label"], json!("waitrepo"));
+        let expected_args = if old_hub {
+            json!(["dist-build", null, null])
+        } else {
+            json!(["dist-build", null, null, 45])
+        };
+        assert_eq!(waitrepo["arglist"], expected_args, "old hub: {old_hub}");
+        // The waited-for repo is the one buildArch gets.
+        let (_, build_arch) = &subtasks[1];
+        assert_eq!(build_arch["arglist"][4], json!({"repo_id": 2}));
+        let calls = hub.calls();
+        let repo_calls: Vec<&str> = calls
+            .iter()
+            .map(String::as_str)
+            .filter(|m| ["repo.request", "getRepo", "getBuildTargets"].contains(m))
+            .collect();
+        if old_hub {
+            assert_eq!(repo_calls, ["repo.request", "getRepo", "getBuildTargets"]);
+        } else {
+            assert_eq!(repo_calls, ["repo.request"]);
+        }
+    }
+}
+
+/// A host-session fake for `checkHost`: only `getBuildConfig` is answered.
+struct ConfigOnlyHost {
+    arches: &'static str,
+}
+
+#[async_trait::async_trait]
+impl koji_adjutant_actors::hub::HostHub for ConfigOnlyHost {
+    async fn login(&self) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn hub_version(&self) -> Result<koji_adjutant_actors::hub::HubVersion, HubError> {
+        unreachable!()
+    }
+    async fn get_id(&self) -> Result<i64, HubError> {
+        unreachable!()
+    }
+    async fn get_session_info(&self) -> Result<koji_adjutant_actors::hub::SessionInfo, HubError> {
+        unreachable!()
+    }
+    async fn get_host(&self) -> Result<koji_adjutant_actors::hub::HostInfo, HubError> {
+        unreachable!()
+    }
+    async fn get_host_tasks(&self) -> Result<Vec<koji_adjutant_actors::hub::HostTask>, HubError> {
+        unreachable!()
+    }
+    async fn update_host(
+        &self,
+        _: f64,
+        _: bool,
+        _: Option<&koji_adjutant_actors::hub::HostData>,
+    ) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn set_host_data(&self, _: &koji_adjutant_actors::hub::HostData) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn get_tasks(&self) -> Result<Vec<koji_adjutant_actors::hub::OfferedTask>, HubError> {
+        unreachable!()
+    }
+    async fn get_load_data(&self) -> Result<koji_adjutant_actors::hub::LoadData, HubError> {
+        unreachable!()
+    }
+    async fn get_task_info(&self, _: i64, _: bool) -> Result<TaskInfo, HubError> {
+        unreachable!()
+    }
+    async fn open_task(&self, _: i64) -> Result<Option<TaskInfo>, HubError> {
+        unreachable!()
+    }
+    async fn set_task_weight(&self, _: i64, _: f64) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn refuse_task(&self, _: i64, _: bool, _: &str) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn free_tasks(&self, _: &[i64]) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn list_active_buildroots(
+        &self,
+        _: i64,
+    ) -> Result<Vec<koji_adjutant_actors::hub::BuildrootInfo>, HubError> {
+        unreachable!()
+    }
+    async fn set_buildroot_state(&self, _: i64, _: i64) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn get_build_config(&self, tag: &str, _: Option<i64>) -> Result<Value, HubError> {
+        assert_eq!(tag, "1", "the task's root tag, by id");
+        Ok(json!({"id": 1, "name": "dist-build", "arches": self.arches}))
+    }
+    async fn subsession(&self) -> Result<Arc<dyn TaskHub>, HubError> {
+        unreachable!()
+    }
+    async fn logout_child(&self, _: i64) -> Result<(), HubError> {
+        unreachable!()
+    }
+    async fn logout(&self) -> Result<(), HubError> {
+        unreachable!()
+    }
+}
+
+#[tokio::test]
+async fn check_host_needs_a_common_arch_with_the_tag() {
+    let host = koji_adjutant_actors::hub::HostInfo {
+        id: 1,
+        name: "builder1.local".into(),
+        enabled: true,
+        capacity: 2.0,
+        task_load: 0.0,
+        ready: true,
+        arches: vec!["noarch".into(), "x86_64".into()],
+    };
+    let (_, downloads) = load("regular-build");
+    let files = Arc::new(MemoryFiles {
+        served: downloads,
+        ..MemoryFiles::default()
+    });
+    let workdir = tempfile::tempdir().unwrap();
+    let services = services_for(files, workdir.path(), empty_engine());
+    let request = TaskRequest::decode(vec![
+        json!(SRPM),
+        json!(1),
+        json!("noarch"),
+        json!(true),
+        json!({"repo_id": 1}),
+    ]);
+    let build_arch = build_arch::BuildArchTask {
+        services: services.clone(),
+        request: request.clone(),
+    };
+    assert!(
+        build_arch
+            .check_host(
+                &host,
+                &ConfigOnlyHost {
+                    arches: "i686 x86_64"
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !build_arch
+            .check_host(&host, &ConfigOnlyHost { arches: "aarch64" })
+            .await
+            .unwrap()
+    );
+    let rebuild = build_arch::RebuildSrpmTask {
+        services,
+        request: TaskRequest::decode(vec![json!(SRPM), json!(1), json!({"repo_id": 1})]),
+    };
+    assert!(
+        !rebuild
+            .check_host(&host, &ConfigOnlyHost { arches: "s390x" })
+            .await
+            .unwrap()
+    );
+    assert_eq!(build_arch.weight(), 1.5);
+    assert_eq!(rebuild.weight(), 1.0);
+}
