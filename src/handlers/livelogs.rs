@@ -24,8 +24,9 @@ const KNOWN_ORDER: [&str; 8] = [
     "image_rpms.log",
 ];
 
-/// The `*.log` files below `dir` by upload name, skipping `local/` (downloads). When two
-/// files share a name the shallower one wins, so the set does not change between scans.
+/// The `*.log` files in `dir` and its direct subdirectories by upload name, skipping `local/`
+/// (downloads). When two files share a name the shallower one wins, so the set does not
+/// change between scans.
 pub fn scan_logs(dir: &Path) -> BTreeMap<String, PathBuf> {
     let mut found: BTreeMap<String, (usize, PathBuf)> = BTreeMap::new();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
@@ -39,7 +40,9 @@ pub fn scan_logs(dir: &Path) -> BTreeMap<String, PathBuf> {
                 continue;
             };
             if kind.is_dir() {
-                if !(depth == 0 && entry.file_name() == "local") {
+                // Logs live at most one level down (the engine's `logs/`); deeper trees are
+                // build material whose `*.log` files are no task logs.
+                if depth == 0 && entry.file_name() != "local" {
                     stack.push((path, depth + 1));
                 }
             } else if kind.is_file()
@@ -156,6 +159,8 @@ mod tests {
         std::fs::write(dir.path().join("result/hello.rpm"), "x").unwrap();
         std::fs::create_dir_all(dir.path().join("local/tasks")).unwrap();
         std::fs::write(dir.path().join("local/tasks/evil.log"), "x").unwrap();
+        std::fs::create_dir_all(dir.path().join("result/BUILD/pkg")).unwrap();
+        std::fs::write(dir.path().join("result/BUILD/pkg/config.log"), "x").unwrap();
         let logs = scan_logs(dir.path());
         assert_eq!(
             logs.keys().cloned().collect::<Vec<_>>(),
