@@ -1577,3 +1577,129 @@ async fn check_host_needs_a_common_arch_with_the_tag() {
     assert_eq!(build_arch.weight(), 1.5);
     assert_eq!(rebuild.weight(), 1.0);
 }
+
+/// `rpmbuild -bs` of tests/data/srpms/hello-c on the host (an arch-specific SRPM).
+fn hello_c_srpm() -> Vec<u8> {
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/srpms/hello-c");
+    let top = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("rpmbuild")
+        .arg("-bs")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("--define")
+        .arg(format!("_sourcedir {}", sources.display()))
+        .arg(sources.join("hello-c.spec"))
+        .output()
+        .expect("rpmbuild on the host");
+    assert!(output.status.success());
+    let srpm = std::fs::read_dir(top.path().join("SRPMS"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read(srpm).unwrap()
+}
+
+/// Two arches, the first buildArch fails while the second still runs.
+fn two_arch_hub() -> Arc<ReplayHub> {
+    let waits = std::sync::atomic::AtomicUsize::new(0);
+    let next_child = std::sync::atomic::AtomicI64::new(31);
+    ReplayHub::scripted(move |method, args, kw| match method {
+        "getTaskInfo" => Ok(json!({"id": 30, "owner": 1})),
+        "getBuildTarget" => Ok(
+            json!({"build_tag": 1, "build_tag_name": "dist-build", "dest_tag": 2, "dest_tag_name": "dist-dest", "id": 1, "name": "dist"}),
+        ),
+        "host.assertPolicy" => Ok(Value::Null),
+        "getTag" => Ok(json!({"id": 1, "name": "dist-build"})),
+        "repo.request" => Ok(json!({"repo": repo_struct(1, 38), "request": null})),
+        "getLastEvent" => Ok(json!({"id": 42})),
+        "getBuildConfig" => Ok(
+            json!({"id": 1, "name": "dist-build", "arches": "x86_64 aarch64", "extra": {"rebuild_srpm": false}}),
+        ),
+        "getPackageConfig" => Ok(json!({"blocked": false, "extra_arches": null})),
+        "host.initBuild" => Ok(json!(11)),
+        "host.subtask" => {
+            assert_eq!(kw["method"], json!("buildArch"));
+            Ok(json!(
+                next_child.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ))
+        }
+        "host.taskSetWait" => Ok(Value::Null),
+        "host.taskWait" => {
+            if waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Ok(json!([[31], [32]]))
+            } else {
+                Ok(json!([[31, 32], []]))
+            }
+        }
+        "getTaskResult" => Err(Fault::new(1005, "BuildError", "x86_64 failed")),
+        "cancelTaskChildren" => Ok(Value::Null),
+        "host.taskWaitResults" => Err(Fault::new(1005, "BuildError", "x86_64 failed")),
+        "host.failBuild" => Ok(Value::Null),
+        other => Err(Fault::generic(format!("unexpected call {other} {args:?}"))),
+    })
+}
+
+#[actix_rt::test]
+async fn fail_fast_cancels_the_other_arches_and_build_arch_can_fail_lets_them_finish() {
+    let srpm = hello_c_srpm();
+    for (can_fail, fail_fast) in [(false, false), (true, false), (true, true)] {
+        let hub = two_arch_hub();
+        let files = Arc::new(MemoryFiles {
+            served: HashMap::from([(format!("work/{SRPM}"), srpm.clone())]),
+            ..MemoryFiles::default()
+        });
+        let workdir = tempfile::tempdir().unwrap();
+        let mut services = services_for(files, workdir.path(), empty_engine());
+        services.settings.build_arch_can_fail = can_fail;
+        let request = vec![json!(SRPM), json!("dist"), json!({"fail_fast": fail_fast})];
+        let info = TaskInfo {
+            id: 30,
+            state: TaskState::Open,
+            host_id: Some(1),
+            method: "build".into(),
+            arch: "noarch".into(),
+            channel_id: 1,
+            parent: None,
+            owner: Some(1),
+            priority: 20,
+            completion_ts: None,
+            request: Some(request.clone()),
+        };
+        let (ctx, standalone) = standalone_context(
+            info,
+            TaskRequest::decode(request),
+            1,
+            hub.clone(),
+            Arc::new(NoRuntime),
+            "localhost/koji-adjutant-builder:latest",
+        );
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                standalone.alert();
+            }
+        });
+        let result = build::BuildTask { services }.run(ctx).await;
+        ticker.abort();
+        let Err(HandlerError::Fault(fault)) = result else {
+            panic!("the build did not fail");
+        };
+        assert_eq!(fault.message, "x86_64 failed");
+        let labels: Vec<Value> = hub
+            .args_of("host.subtask")
+            .into_iter()
+            .map(|(_, kw)| kw["label"].clone())
+            .collect();
+        assert_eq!(labels, [json!("x86_64"), json!("aarch64")]);
+        let calls = hub.calls();
+        let cancelled = calls.contains(&"cancelTaskChildren".to_owned());
+        let failany = fail_fast || !can_fail;
+        assert_eq!(
+            cancelled, failany,
+            "build_arch_can_fail={can_fail} fail_fast={fail_fast}: {calls:?}"
+        );
+        assert_eq!(hub.args_of("host.failBuild").len(), 1);
+    }
+}
