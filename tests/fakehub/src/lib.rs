@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod auth;
+pub mod build;
 pub mod calllog;
 pub mod config;
 pub mod dispatch;
