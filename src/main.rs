@@ -160,6 +160,7 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, std::io::Err
 /// Every module's preflight checks; each adapter contributes its own.
 fn doctor_checks(config: &Config, offline: bool) -> Vec<Check> {
     let mut checks = doctor::config_checks(config);
+    checks.extend(koji_adjutant::buildroot::doctor_checks(config));
     if offline {
         return checks;
     }
