@@ -13,3 +13,4 @@ pub mod hub;
 pub mod logging;
 pub mod podman;
 pub mod web;
+pub mod worker;
