@@ -376,20 +376,25 @@ impl HostHub for HostHubAdapter {
 
     async fn get_tasks(&self) -> Result<Vec<OfferedTask>, ActorHubError> {
         const CALL: &str = "host.getTasks";
-        let tasks = self
-            .client
-            .host_get_tasks()
-            .await
-            .map_err(|error| map_error(CALL, error))?;
+        // Read raw: the poller checks each offer's state and host_id, which the client's
+        // `AssignedTask` does not keep.
+        let reply = raw_json(&self.client, CALL, vec![], vec![]).await?;
+        let tasks: Vec<OfferedWire> = serde_json::from_value(reply).map_err(|error| {
+            ActorHubError::new(
+                CALL,
+                ErrorClass::Retry,
+                format!("unreadable reply: {error}"),
+            )
+        })?;
         Ok(tasks
             .into_iter()
             .map(|task| OfferedTask {
                 id: task.id,
                 state: task
                     .state
-                    .map_or(ActorTaskState::Assigned, |state| task_state(CALL, state)),
-                // getTasks lists only what the scheduler gave this host.
-                host_id: None,
+                    .and_then(ActorTaskState::from_code)
+                    .unwrap_or(ActorTaskState::Assigned),
+                host_id: task.host_id,
                 channel_id: task.channel_id.unwrap_or_default(),
                 arch: task.arch.unwrap_or_default(),
                 method: task.method.unwrap_or_default(),
@@ -555,6 +560,25 @@ impl HostHub for HostHubAdapter {
             .await
             .map_err(|error| map_error("logout", error))
     }
+}
+
+/// One task of `host.getTasks`, as kojihub sends it (`id, state, host_id, channel_id, arch,
+/// method, priority, …`).
+#[derive(serde::Deserialize)]
+struct OfferedWire {
+    id: i64,
+    #[serde(default)]
+    state: Option<i64>,
+    #[serde(default)]
+    host_id: Option<i64>,
+    #[serde(default)]
+    channel_id: Option<i64>,
+    #[serde(default)]
+    arch: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    priority: Option<i64>,
 }
 
 fn host_data(data: &ActorHostData) -> types::HostData {
