@@ -616,10 +616,13 @@ async fn sigterm_frees_running_tasks_and_logs_out() {
     let hub = start_hub().await;
     let task = hub.create_task(sleep_task(600)).unwrap();
     let mut worker = Worker::start(&hub, "sigterm", "", "");
-    wait_for(&worker, Duration::from_secs(30), "the task to open", || {
-        (state_of(&hub, task) == TaskState::Open).then_some(())
+    // Signalled once the handler runs: a SIGTERM between `host.openTask` and the TaskActor's
+    // start is a separate case (see docs/worker.md, "Known gaps").
+    wait_for(&worker, Duration::from_secs(30), "the task to run", || {
+        worker.log().contains("Sleeping for").then_some(())
     })
     .await;
+    assert_eq!(state_of(&hub, task), TaskState::Open);
     worker.signal(Signal::SIGTERM);
     let status = worker.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "exit {status:?}");
@@ -651,14 +654,17 @@ async fn sigterm_with_drain_timeout_lets_the_task_finish() {
     let hub = start_hub().await;
     let task = hub.create_task(sleep_task(4)).unwrap();
     let mut worker = Worker::start(&hub, "drain", "", "drain_timeout = 60");
-    wait_for(&worker, Duration::from_secs(30), "the task to open", || {
-        (state_of(&hub, task) == TaskState::Open).then_some(())
+    // Signalled once the handler runs: a SIGTERM between `host.openTask` and the TaskActor's
+    // start is a separate case (see docs/worker.md, "Known gaps").
+    wait_for(&worker, Duration::from_secs(30), "the task to run", || {
+        worker.log().contains("Sleeping for").then_some(())
     })
     .await;
+    assert_eq!(state_of(&hub, task), TaskState::Open);
     worker.signal(Signal::SIGTERM);
     let status = worker.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "exit {status:?}");
-    assert_eq!(state_of(&hub, task), TaskState::Closed);
+    assert_eq!(state_of(&hub, task), TaskState::Closed, "{}", worker.log());
     assert_eq!(
         main_session_calls(&hub).last().map(String::as_str),
         Some("logout")
@@ -698,22 +704,24 @@ async fn a_cancelled_tasks_container_is_gone_within_one_poll() {
 
     // kojid on a cancel (transcript `cancel`): host.getHostTasks no longer lists the task,
     // getTaskInfo(task) confirms it, the task process is killed, then logoutChild.
-    let after: Vec<String> = main_session_calls(&hub)[seen_before_cancel..].to_vec();
-    let kojid = transcript_main_calls("cancel");
     let expected = ["host.getHostTasks", "getTaskInfo", "logoutChild"];
-    for calls in [&after, &kojid] {
-        let mut wanted = expected.iter();
-        let mut next = wanted.next();
-        for call in calls.iter() {
-            if next.is_some_and(|name| name == call) {
-                next = wanted.next();
+    let is_subsequence = |calls: &[String]| {
+        let mut wanted = expected.iter().peekable();
+        for call in calls {
+            if wanted.peek().is_some_and(|name| *name == call) {
+                wanted.next();
             }
         }
-        assert!(
-            next.is_none(),
-            "{expected:?} is not a subsequence of {calls:?}"
-        );
-    }
+        wanted.peek().is_none()
+    };
+    assert!(is_subsequence(&transcript_main_calls("cancel")));
+    wait_for(
+        &worker,
+        Duration::from_secs(10),
+        "kojid's cancel sequence",
+        || is_subsequence(&main_session_calls(&hub)[seen_before_cancel..]).then_some(()),
+    )
+    .await;
     // And the task was never reported.
     assert!(request_bodies(&hub, "host.closeTask").is_empty());
     assert!(request_bodies(&hub, "host.failTask").is_empty());
@@ -781,12 +789,17 @@ async fn kill_9_mid_task_then_restart_frees_the_task_and_reaps_the_container() {
     )
     .await;
     // Reconciliation: the hub still says the task is ours and OPEN, no TaskActor runs it.
-    wait_for(&second, Duration::from_secs(30), "the old task to be freed", || {
-        request_bodies(&hub, "host.freeTasks")[freed_before..]
-            .iter()
-            .any(|body| body.contains(&format!("<int>{task}</int>")))
-            .then_some(())
-    })
+    wait_for(
+        &second,
+        Duration::from_secs(30),
+        "the old task to be freed",
+        || {
+            request_bodies(&hub, "host.freeTasks")[freed_before..]
+                .iter()
+                .any(|body| body.contains(&format!("<int>{task}</int>")))
+                .then_some(())
+        },
+    )
     .await;
     assert!(
         second.log().contains("orphan"),
