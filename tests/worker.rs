@@ -845,3 +845,64 @@ async fn sighup_reloads_live_settings() {
     worker.signal(Signal::SIGTERM);
     assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
 }
+
+/// The main session is shared by the HubPoller, the PolicyCache and the Supervisor. The hub
+/// checks that callnums arrive in order, so the client must serialise calls on one session
+/// even when they are made at once from several tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_the_main_session_are_serialised() {
+    use koji_adjutant::hub::options::HubOptions;
+    use koji_adjutant::worker::HostHubAdapter;
+    use koji_adjutant_actors::hub::HostHub;
+
+    let hub = start_hub().await;
+    let options = HubOptions {
+        server: hub.url(),
+        user: Some(HOST.to_owned()),
+        password: Some(PASSWORD.to_owned()),
+        ..HubOptions::default()
+    };
+    let adapter = std::sync::Arc::new(
+        HostHubAdapter::connect(options, tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap(),
+    );
+    hub.clear_call_log();
+    let mut calls = Vec::new();
+    for round in 0..20 {
+        let poller = std::sync::Arc::clone(&adapter);
+        calls.push(tokio::spawn(async move {
+            // updateHost stores the callnum on the hub: one arriving out of order is a
+            // SequenceError.
+            poller.update_host(0.0, round % 2 == 0, None).await
+        }));
+        let supervisor = std::sync::Arc::clone(&adapter);
+        calls.push(tokio::spawn(async move {
+            supervisor.get_host_tasks().await.map(|_| ())
+        }));
+        let policy = std::sync::Arc::clone(&adapter);
+        calls.push(tokio::spawn(
+            async move { policy.get_host().await.map(|_| ()) },
+        ));
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let callnums: Vec<i64> = hub
+        .call_log()
+        .iter()
+        .filter(|record| record["direction"] == "request" && record["proc"] == "main")
+        .map(|record| {
+            record["headers"]["koji-session-callnum"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(callnums.len(), 60);
+    assert!(
+        callnums.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "callnums reached the hub out of order: {callnums:?}"
+    );
+}
