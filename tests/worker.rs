@@ -906,3 +906,32 @@ async fn concurrent_calls_on_the_main_session_are_serialised() {
         "callnums reached the hub out of order: {callnums:?}"
     );
 }
+
+/// `listChannels(hostID=…)`, which `doctor` calls to show the host's channels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_hub_lists_a_hosts_channels() {
+    use koji_adjutant::hub::client::HubClient;
+    use koji_adjutant::hub::options::HubOptions;
+
+    let hub = start_hub().await;
+    let options = HubOptions {
+        server: hub.url(),
+        user: Some(HOST.to_owned()),
+        password: Some(PASSWORD.to_owned()),
+        ..HubOptions::default()
+    };
+    let client = HubClient::connect(options, tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    let host_id = client.host_get_id().await.unwrap();
+    let names: Vec<String> = client
+        .list_channels(host_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|channel| channel.name)
+        .collect();
+    assert_eq!(names, ["default", "createrepo"]);
+    let missing = client.list_channels(999).await.unwrap_err();
+    assert!(missing.to_string().contains("No such host"), "{missing}");
+}
