@@ -41,7 +41,7 @@ impl Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_koji-adjutant"))
             .arg("-c")
             .arg(&path)
-            .args(["run", "--fg"])
+            .args(["run", "--fg", "--max-load", "1000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

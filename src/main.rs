@@ -243,6 +243,7 @@ fn run(config: &Config, source: config::ConfigSource, args: &cli::RunArgs) -> Ex
     }
     let options = worker::run::RunOptions {
         skip_main: args.skip_main,
+        max_load_per_cpu: args.max_load,
     };
     match worker::run(config, source, &options) {
         RunOutcome::Exit(status) => ExitCode::from(status),

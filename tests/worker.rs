@@ -99,7 +99,9 @@ impl Worker {
         let child = Command::new(env!("CARGO_BIN_EXE_koji-adjutant"))
             .args(["-c"])
             .arg(&config_path)
-            .args(["run", "--fg", "-v"])
+            // The load limit is kojid's rule for a build host; on a shared 2-core test machine
+            // a compile next door passes it, and the scenarios here are not about load.
+            .args(["run", "--fg", "-v", "--max-load", "1000"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -934,4 +936,49 @@ async fn the_fake_hub_lists_a_hosts_channels() {
     assert_eq!(names, ["default", "createrepo"]);
     let missing = client.list_channels(999).await.unwrap_err();
     assert!(missing.to_string().contains("No such host"), "{missing}");
+}
+
+/// Both scheduling protocols through the real binary: a 1.33 hub (`host.getLoadData`, FREE
+/// tasks taken by the worker) and a 1.34 hub (`host.getTasks`, host data by `setHostData`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_hubs_get_their_own_scheduling_protocol() {
+    use koji_fakehub::HubVersion;
+
+    for (version, task_source, must_not_call) in [
+        (HubVersion::V1_33, "host.getLoadData", "host.getTasks"),
+        (HubVersion::V1_34, "host.getTasks", "host.getLoadData"),
+    ] {
+        let hub = start_hub_with(|config| config.version = version).await;
+        let task = hub.create_task(sleep_task(1)).unwrap();
+        let name = format!("proto{}{}", version.major, version.minor);
+        let mut worker = Worker::start(&hub, &name, "", "");
+        wait_for(
+            &worker,
+            Duration::from_secs(60),
+            "the task to close",
+            || (state_of(&hub, task) == TaskState::Closed).then_some(()),
+        )
+        .await;
+        let calls = main_session_calls(&hub);
+        assert!(
+            calls.iter().any(|call| call == task_source),
+            "{version}: {calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|call| call == must_not_call),
+            "{version}: {calls:?}"
+        );
+        let published = hub.host(HOST).and_then(|host| host.data);
+        if version == HubVersion::V1_34 {
+            assert!(calls.iter().any(|call| call == "host.setHostData"));
+            assert!(
+                format!("{published:?}").contains("sleep"),
+                "{version}: host data {published:?}"
+            );
+        } else {
+            assert!(!calls.iter().any(|call| call == "host.setHostData"));
+        }
+        worker.signal(Signal::SIGTERM);
+        assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
+    }
 }

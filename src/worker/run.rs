@@ -49,6 +49,19 @@ pub enum StartError {
 pub struct RunOptions {
     /// Log in and out without running the main loop (kojid's `--skip-main`).
     pub skip_main: bool,
+    /// `--max-load`: replaces kojid's load limit of 4 × online CPUs.
+    pub max_load_per_cpu: Option<f64>,
+}
+
+impl RunOptions {
+    /// The worker settings of `config` with the command line applied.
+    fn worker_settings(&self, config: &Config) -> Result<WorkerSettings, SettingsError> {
+        let mut settings = settings::worker_settings(config)?;
+        if let Some(factor) = self.max_load_per_cpu {
+            settings.live.max_load_per_cpu = factor;
+        }
+        Ok(settings)
+    }
 }
 
 /// Runs the worker until it shuts down. `source` is where SIGHUP re-reads the configuration.
@@ -70,7 +83,7 @@ async fn run_worker(
     source: ConfigSource,
     options: &RunOptions,
 ) -> Result<RunOutcome, StartError> {
-    let worker_settings = settings::worker_settings(config)?;
+    let worker_settings = options.worker_settings(config)?;
     let podman_options = settings::podman_options(config)?;
     let hub_options = settings::hub_options(config);
     tracing::info!(
@@ -117,6 +130,7 @@ async fn run_worker(
     let signals = actix_rt::spawn(forward_signals(
         worker.supervisor.clone(),
         source,
+        options.clone(),
         RestartOnly::of(config),
         worker_settings,
     ));
@@ -187,6 +201,7 @@ impl RestartOnly {
 async fn forward_signals(
     supervisor: actix::Addr<Supervisor>,
     source: ConfigSource,
+    options: RunOptions,
     mut restart_only: RestartOnly,
     mut current: WorkerSettings,
 ) {
@@ -221,7 +236,7 @@ async fn forward_signals(
             }
             _ = hup.recv() => {
                 tracing::info!("SIGHUP received: reloading the configuration");
-                if let Some((settings, restart)) = reload(&source, &restart_only) {
+                if let Some((settings, restart)) = reload(&source, &options, &restart_only) {
                     current = settings.clone();
                     restart_only = restart;
                     supervisor.do_send(WorkerSignal::Reload(Box::new(settings)));
@@ -236,6 +251,7 @@ async fn forward_signals(
 /// Re-reads the configuration. A file that no longer loads changes nothing.
 fn reload(
     source: &ConfigSource,
+    options: &RunOptions,
     restart_only: &RestartOnly,
 ) -> Option<(WorkerSettings, RestartOnly)> {
     let config = match config::load(source) {
@@ -250,7 +266,7 @@ fn reload(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let settings = match settings::worker_settings(&config) {
+    let settings = match options.worker_settings(&config) {
         Ok(settings) => settings,
         Err(error) => {
             tracing::error!("reload: {error}");
