@@ -982,3 +982,36 @@ async fn older_hubs_get_their_own_scheduling_protocol() {
         assert!(worker.wait_exit(Duration::from_secs(30)).await.success());
     }
 }
+
+/// SIGTERM with several running tasks: each TaskActor's end makes the Supervisor log its
+/// subsession out (a future on its context) while the shutdown waits on `host.freeTasks`.
+/// Both queue for the main session; the worker must still exit at once. (Before main-session
+/// calls ran detached, about one run in three hung here until systemd's SIGKILL.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_several_running_tasks_exits_at_once() {
+    for round in 0..8 {
+        let hub = start_hub().await;
+        let tasks: Vec<i64> = (0..3)
+            .map(|_| hub.create_task(sleep_task(600)).unwrap())
+            .collect();
+        let mut worker = Worker::start(&hub, &format!("sigterm3-{round}"), "maxjobs = 3", "");
+        wait_for(
+            &worker,
+            Duration::from_secs(30),
+            "three running tasks",
+            || (worker.log().matches("Sleeping for").count() == 3).then_some(()),
+        )
+        .await;
+        worker.signal(Signal::SIGTERM);
+        let status = worker.wait_exit(Duration::from_secs(10)).await;
+        assert!(status.success(), "round {round}: exit {status:?}");
+        for task in &tasks {
+            assert_eq!(state_of(&hub, *task), TaskState::Free, "round {round}");
+        }
+        assert_eq!(
+            main_session_calls(&hub).last().map(String::as_str),
+            Some("logout"),
+            "round {round}"
+        );
+    }
+}

@@ -230,6 +230,33 @@ async fn get_build_config(
     .await
 }
 
+/// Logs (at DEBUG) when a call on the main session starts and when it ends or is dropped:
+/// the main session is shared by three actors, and a call that never ends holds the others up.
+struct CallTrace {
+    call: &'static str,
+    started: std::time::Instant,
+}
+
+impl CallTrace {
+    fn start(call: &'static str) -> Self {
+        tracing::debug!(call, "main session call started");
+        Self {
+            call,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for CallTrace {
+    fn drop(&mut self) {
+        tracing::debug!(
+            call = self.call,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "main session call ended"
+        );
+    }
+}
+
 /// The builder's main, exclusive session.
 #[derive(Clone)]
 pub struct HostHubAdapter {
@@ -261,97 +288,137 @@ impl HostHubAdapter {
     pub fn client(&self) -> &HubClient {
         &self.client
     }
+
+    /// Runs one main-session call as its own tokio task. The session's lock is fair, so a
+    /// caller that queued for it and is then never polled again would hold up every later
+    /// call. actix does exactly that to a future spawned on an actor's context while the actor
+    /// `wait`s on another (the Supervisor's shutdown waits on `host.freeTasks` while a
+    /// `logoutChild` it spawned is queued): run detached, each call finishes and releases
+    /// the lock whatever happens to its caller.
+    async fn detached<T, F>(
+        &self,
+        call: &'static str,
+        body: impl FnOnce(HubClient) -> F,
+    ) -> Result<T, ActorHubError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ActorHubError>> + Send + 'static,
+    {
+        let _trace = CallTrace::start(call);
+        tokio::spawn(body(self.client.clone()))
+            .await
+            .unwrap_or_else(|error| {
+                Err(ActorHubError::new(
+                    call,
+                    ErrorClass::Retry,
+                    format!("the call did not complete: {error}"),
+                ))
+            })
+    }
 }
 
 #[async_trait::async_trait]
 impl HostHub for HostHubAdapter {
     async fn login(&self) -> Result<(), ActorHubError> {
-        self.client
-            .session()
-            .login()
-            .await
-            .map_err(|error| map_error("login", error))?;
-        self.client
-            .echo("OK")
-            .await
-            .map(|_| ())
-            .map_err(|error| map_error("echo", error))
+        self.detached("login", |client| async move {
+            client
+                .session()
+                .login()
+                .await
+                .map_err(|error| map_error("login", error))?;
+            client
+                .echo("OK")
+                .await
+                .map(|_| ())
+                .map_err(|error| map_error("echo", error))
+        })
+        .await
     }
 
     async fn hub_version(&self) -> Result<ActorHubVersion, ActorHubError> {
-        let caps = self
-            .client
-            .capabilities()
-            .await
-            .map_err(|error| map_error("getKojiVersion", error))?;
-        Ok(ActorHubVersion::new(
-            caps.version.major,
-            caps.version.minor,
-            caps.version.patch,
-        ))
+        self.detached("getKojiVersion", |client| async move {
+            let caps = client
+                .capabilities()
+                .await
+                .map_err(|error| map_error("getKojiVersion", error))?;
+            Ok(ActorHubVersion::new(
+                caps.version.major,
+                caps.version.minor,
+                caps.version.patch,
+            ))
+        })
+        .await
     }
 
     async fn get_id(&self) -> Result<i64, ActorHubError> {
-        self.client
-            .host_get_id()
-            .await
-            .map_err(|error| map_error("host.getID", error))
+        self.detached("host.getID", |client| async move {
+            client
+                .host_get_id()
+                .await
+                .map_err(|error| map_error("host.getID", error))
+        })
+        .await
     }
 
     async fn get_session_info(&self) -> Result<ActorSessionInfo, ActorHubError> {
         const CALL: &str = "getSessionInfo";
-        let details = self
-            .client
-            .get_session_info()
-            .await
-            .map_err(|error| map_error(CALL, error))?;
-        let session_id = self
-            .client
-            .session()
-            .info()
-            .await
-            .map(|info| info.session_id)
-            .ok_or_else(|| {
-                ActorHubError::new(CALL, ErrorClass::Relogin, "the session is not logged in")
-            })?;
-        Ok(ActorSessionInfo {
-            session_id,
-            start_ts: details.start_ts.unwrap_or_default(),
+        self.detached(CALL, |client| async move {
+            let details = client
+                .get_session_info()
+                .await
+                .map_err(|error| map_error(CALL, error))?;
+            let session_id = client
+                .session()
+                .info()
+                .await
+                .map(|info| info.session_id)
+                .ok_or_else(|| {
+                    ActorHubError::new(CALL, ErrorClass::Relogin, "the session is not logged in")
+                })?;
+            Ok(ActorSessionInfo {
+                session_id,
+                start_ts: details.start_ts.unwrap_or_default(),
+            })
         })
+        .await
     }
 
     async fn get_host(&self) -> Result<ActorHostInfo, ActorHubError> {
-        let host = self
-            .client
-            .host_get_host()
-            .await
-            .map_err(|error| map_error("host.getHost", error))?;
-        Ok(ActorHostInfo {
-            arches: host.arch_list().into_iter().map(str::to_owned).collect(),
-            id: host.id,
-            name: host.name,
-            enabled: host.enabled,
-            capacity: host.capacity,
-            task_load: host.task_load,
-            ready: host.ready,
+        self.detached("host.getHost", |client| async move {
+            let host = client
+                .host_get_host()
+                .await
+                .map_err(|error| map_error("host.getHost", error))?;
+            Ok(ActorHostInfo {
+                arches: host.arch_list().into_iter().map(str::to_owned).collect(),
+                id: host.id,
+                name: host.name,
+                enabled: host.enabled,
+                capacity: host.capacity,
+                task_load: host.task_load,
+                ready: host.ready,
+            })
         })
+        .await
     }
 
     async fn get_host_tasks(&self) -> Result<Vec<ActorHostTask>, ActorHubError> {
-        let tasks = self
-            .client
-            .host_get_host_tasks()
-            .await
-            .map_err(|error| map_error("host.getHostTasks", error))?;
-        Ok(tasks
-            .into_iter()
-            .map(|task| ActorHostTask {
-                id: task.id,
-                waiting: task.waiting.unwrap_or(false),
-                weight: task.weight.unwrap_or(0.0),
-                alert: task.alert.unwrap_or(false),
-            })
-            .collect())
+        self.detached("host.getHostTasks", |client| async move {
+            let tasks = client
+                .host_get_host_tasks()
+                .await
+                .map_err(|error| map_error("host.getHostTasks", error))?;
+            Ok(tasks
+                .into_iter()
+                .map(|task| ActorHostTask {
+                    id: task.id,
+                    waiting: task.waiting.unwrap_or(false),
+                    weight: task.weight.unwrap_or(0.0),
+                    alert: task.alert.unwrap_or(false),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn update_host(
@@ -361,79 +428,91 @@ impl HostHub for HostHubAdapter {
         data: Option<&ActorHostData>,
     ) -> Result<(), ActorHubError> {
         let data = data.map(host_data);
-        self.client
-            .host_update_host(task_load, ready, data.as_ref())
-            .await
-            .map_err(|error| map_error("host.updateHost", error))
+        self.detached("host.updateHost", |client| async move {
+            client
+                .host_update_host(task_load, ready, data.as_ref())
+                .await
+                .map_err(|error| map_error("host.updateHost", error))
+        })
+        .await
     }
 
     async fn set_host_data(&self, data: &ActorHostData) -> Result<(), ActorHubError> {
-        self.client
-            .host_set_host_data(&host_data(data))
-            .await
-            .map_err(|error| map_error("host.setHostData", error))
+        let data = host_data(data);
+        self.detached("host.setHostData", |client| async move {
+            client
+                .host_set_host_data(&data)
+                .await
+                .map_err(|error| map_error("host.setHostData", error))
+        })
+        .await
     }
 
     async fn get_tasks(&self) -> Result<Vec<OfferedTask>, ActorHubError> {
         const CALL: &str = "host.getTasks";
-        // Read raw: the poller checks each offer's state and host_id, which the client's
-        // `AssignedTask` does not keep.
-        let reply = raw_json(&self.client, CALL, vec![], vec![]).await?;
-        let tasks: Vec<OfferedWire> = serde_json::from_value(reply).map_err(|error| {
-            ActorHubError::new(
-                CALL,
-                ErrorClass::Retry,
-                format!("unreadable reply: {error}"),
-            )
-        })?;
-        Ok(tasks
-            .into_iter()
-            .map(|task| OfferedTask {
-                id: task.id,
-                state: task
-                    .state
-                    .and_then(ActorTaskState::from_code)
-                    .unwrap_or(ActorTaskState::Assigned),
-                host_id: task.host_id,
-                channel_id: task.channel_id.unwrap_or_default(),
-                arch: task.arch.unwrap_or_default(),
-                method: task.method.unwrap_or_default(),
-                priority: task.priority.unwrap_or_default(),
-            })
-            .collect())
+        self.detached(CALL, |client| async move {
+            // Read raw: the poller checks each offer's state and host_id, which the client's
+            // `AssignedTask` does not keep.
+            let reply = raw_json(&client, CALL, vec![], vec![]).await?;
+            let tasks: Vec<OfferedWire> = serde_json::from_value(reply).map_err(|error| {
+                ActorHubError::new(
+                    CALL,
+                    ErrorClass::Retry,
+                    format!("unreadable reply: {error}"),
+                )
+            })?;
+            Ok(tasks
+                .into_iter()
+                .map(|task| OfferedTask {
+                    id: task.id,
+                    state: task
+                        .state
+                        .and_then(ActorTaskState::from_code)
+                        .unwrap_or(ActorTaskState::Assigned),
+                    host_id: task.host_id,
+                    channel_id: task.channel_id.unwrap_or_default(),
+                    arch: task.arch.unwrap_or_default(),
+                    method: task.method.unwrap_or_default(),
+                    priority: task.priority.unwrap_or_default(),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn get_load_data(&self) -> Result<LoadData, ActorHubError> {
         const CALL: &str = "host.getLoadData";
-        let (hosts, tasks) = self
-            .client
-            .host_get_load_data()
-            .await
-            .map_err(|error| map_error(CALL, error))?;
-        Ok(LoadData {
-            hosts: hosts
-                .into_iter()
-                .map(|host| LoadDataHost {
-                    id: host.id,
-                    arches: host.arches.split_whitespace().map(str::to_owned).collect(),
-                    channels: host.channels,
-                    capacity: host.capacity,
-                    task_load: host.task_load,
-                })
-                .collect(),
-            tasks: tasks
-                .into_iter()
-                .map(|task| OfferedTask {
-                    id: task.id,
-                    state: task_state(CALL, task.state),
-                    host_id: task.host_id,
-                    channel_id: task.channel_id.unwrap_or_default(),
-                    arch: task.arch,
-                    method: task.method,
-                    priority: task.priority.unwrap_or_default(),
-                })
-                .collect(),
+        self.detached(CALL, |client| async move {
+            let (hosts, tasks) = client
+                .host_get_load_data()
+                .await
+                .map_err(|error| map_error(CALL, error))?;
+            Ok(LoadData {
+                hosts: hosts
+                    .into_iter()
+                    .map(|host| LoadDataHost {
+                        id: host.id,
+                        arches: host.arches.split_whitespace().map(str::to_owned).collect(),
+                        channels: host.channels,
+                        capacity: host.capacity,
+                        task_load: host.task_load,
+                    })
+                    .collect(),
+                tasks: tasks
+                    .into_iter()
+                    .map(|task| OfferedTask {
+                        id: task.id,
+                        state: task_state(CALL, task.state),
+                        host_id: task.host_id,
+                        channel_id: task.channel_id.unwrap_or_default(),
+                        arch: task.arch,
+                        method: task.method,
+                        priority: task.priority.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
         })
+        .await
     }
 
     async fn get_task_info(
@@ -441,24 +520,33 @@ impl HostHub for HostHubAdapter {
         task_id: i64,
         request: bool,
     ) -> Result<ActorTaskInfo, ActorHubError> {
-        get_task_info(&self.client, task_id, request).await
+        self.detached("getTaskInfo", |client| async move {
+            get_task_info(&client, task_id, request).await
+        })
+        .await
     }
 
     async fn open_task(&self, task_id: i64) -> Result<Option<ActorTaskInfo>, ActorHubError> {
         const CALL: &str = "host.openTask";
-        self.client
-            .host_open_task(task_id)
-            .await
-            .map_err(|error| map_error(CALL, error))?
-            .map(|info| task_info(CALL, info))
-            .transpose()
+        self.detached(CALL, |client| async move {
+            client
+                .host_open_task(task_id)
+                .await
+                .map_err(|error| map_error(CALL, error))?
+                .map(|info| task_info(CALL, info))
+                .transpose()
+        })
+        .await
     }
 
     async fn set_task_weight(&self, task_id: i64, weight: f64) -> Result<(), ActorHubError> {
-        self.client
-            .host_set_task_weight(task_id, weight)
-            .await
-            .map_err(|error| map_error("host.setTaskWeight", error))
+        self.detached("host.setTaskWeight", |client| async move {
+            client
+                .host_set_task_weight(task_id, weight)
+                .await
+                .map_err(|error| map_error("host.setTaskWeight", error))
+        })
+        .await
     }
 
     async fn refuse_task(
@@ -467,43 +555,53 @@ impl HostHub for HostHubAdapter {
         soft: bool,
         message: &str,
     ) -> Result<(), ActorHubError> {
-        self.client
-            .host_refuse_task(task_id, soft, message)
-            .await
-            .map_err(|error| map_error("host.refuseTask", error))
+        let message = message.to_owned();
+        self.detached("host.refuseTask", |client| async move {
+            client
+                .host_refuse_task(task_id, soft, &message)
+                .await
+                .map_err(|error| map_error("host.refuseTask", error))
+        })
+        .await
     }
 
     async fn free_tasks(&self, task_ids: &[i64]) -> Result<(), ActorHubError> {
-        self.client
-            .host_free_tasks(task_ids)
-            .await
-            .map_err(|error| map_error("host.freeTasks", error))
+        let task_ids = task_ids.to_vec();
+        self.detached("host.freeTasks", |client| async move {
+            client
+                .host_free_tasks(&task_ids)
+                .await
+                .map_err(|error| map_error("host.freeTasks", error))
+        })
+        .await
     }
 
     async fn list_active_buildroots(
         &self,
         host_id: i64,
     ) -> Result<Vec<ActorBuildroot>, ActorHubError> {
-        let buildroots = self
-            .client
-            .list_buildroots(
-                host_id,
-                &[
-                    BuildrootState::INIT,
-                    BuildrootState::WAITING,
-                    BuildrootState::BUILDING,
-                ],
-            )
-            .await
-            .map_err(|error| map_error("listBuildroots", error))?;
-        Ok(buildroots
-            .into_iter()
-            .map(|buildroot| ActorBuildroot {
-                id: buildroot.id,
-                task_id: buildroot.task_id,
-                state: buildroot.state.map_or(0, i64::from),
-            })
-            .collect())
+        self.detached("listBuildroots", |client| async move {
+            let buildroots = client
+                .list_buildroots(
+                    host_id,
+                    &[
+                        BuildrootState::INIT,
+                        BuildrootState::WAITING,
+                        BuildrootState::BUILDING,
+                    ],
+                )
+                .await
+                .map_err(|error| map_error("listBuildroots", error))?;
+            Ok(buildroots
+                .into_iter()
+                .map(|buildroot| ActorBuildroot {
+                    id: buildroot.id,
+                    task_id: buildroot.task_id,
+                    state: buildroot.state.map_or(0, i64::from),
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn set_buildroot_state(
@@ -511,54 +609,69 @@ impl HostHub for HostHubAdapter {
         buildroot_id: i64,
         state: i64,
     ) -> Result<(), ActorHubError> {
-        // kojid's updateBuildroots sends the state as its number (koji.BR_STATES['EXPIRED']).
-        raw_json(
-            &self.client,
-            "host.setBuildRootState",
-            vec![int(buildroot_id), int(state)],
-            vec![],
-        )
+        self.detached("host.setBuildRootState", |client| async move {
+            // kojid's updateBuildroots sends the state as its number (BR_STATES['EXPIRED']).
+            raw_json(
+                &client,
+                "host.setBuildRootState",
+                vec![int(buildroot_id), int(state)],
+                vec![],
+            )
+            .await
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     async fn get_build_config(&self, tag: &str, event: Option<i64>) -> Result<Json, ActorHubError> {
-        get_build_config(&self.client, tag, event).await
+        let tag = tag.to_owned();
+        self.detached("getBuildConfig", |client| async move {
+            get_build_config(&client, &tag, event).await
+        })
+        .await
     }
 
     async fn subsession(&self) -> Result<Arc<dyn TaskHub>, ActorHubError> {
-        let client = self
-            .client
-            .subsession()
-            .await
-            .map_err(|error| map_error("subsession", error))?;
-        let session_id = client
-            .session()
-            .info()
-            .await
-            .map(|info| info.session_id)
-            .ok_or_else(|| {
-                ActorHubError::new(
-                    "subsession",
-                    ErrorClass::Retry,
-                    "the hub returned a subsession without an id",
-                )
-            })?;
-        Ok(Arc::new(TaskHubAdapter { client, session_id }))
+        self.detached("subsession", |client| async move {
+            let client = client
+                .subsession()
+                .await
+                .map_err(|error| map_error("subsession", error))?;
+            let session_id = client
+                .session()
+                .info()
+                .await
+                .map(|info| info.session_id)
+                .ok_or_else(|| {
+                    ActorHubError::new(
+                        "subsession",
+                        ErrorClass::Retry,
+                        "the hub returned a subsession without an id",
+                    )
+                })?;
+            Ok(Arc::new(TaskHubAdapter { client, session_id }) as Arc<dyn TaskHub>)
+        })
+        .await
     }
 
     async fn logout_child(&self, session_id: i64) -> Result<(), ActorHubError> {
-        self.client
-            .logout_child(session_id)
-            .await
-            .map_err(|error| map_error("logoutChild", error))
+        self.detached("logoutChild", |client| async move {
+            client
+                .logout_child(session_id)
+                .await
+                .map_err(|error| map_error("logoutChild", error))
+        })
+        .await
     }
 
     async fn logout(&self) -> Result<(), ActorHubError> {
-        self.client
-            .logout()
-            .await
-            .map_err(|error| map_error("logout", error))
+        self.detached("logout", |client| async move {
+            client
+                .logout()
+                .await
+                .map_err(|error| map_error("logout", error))
+        })
+        .await
     }
 }
 
