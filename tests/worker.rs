@@ -808,6 +808,20 @@ async fn kill_9_mid_task_then_restart_frees_the_task_and_reaps_the_container() {
         "the reaping is not logged:\n{}",
         second.log()
     );
+    // The hub gives the task back to this host: it runs again in a fresh container, which
+    // does not collide with the old one's name.
+    wait_for(
+        &second,
+        Duration::from_secs(60),
+        "the task to run again",
+        || {
+            let running: BTreeSet<String> =
+                second.running_containers_of(task).into_iter().collect();
+            (!running.is_empty() && running.is_disjoint(&orphans)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(state_of(&hub, task), TaskState::Open, "{}", second.log());
     second.signal(Signal::SIGTERM);
     assert!(second.wait_exit(Duration::from_secs(60)).await.success());
 }

@@ -5,11 +5,13 @@
 //! worker's end onto an exit status or a re-exec. The worker never daemonises itself; systemd
 //! runs it in the foreground, as the packaged kojid.service runs `kojid --fg`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use koji_adjutant_actors::builtin::register_builtin;
 use koji_adjutant_actors::hub::HostHub;
 use koji_adjutant_actors::probe::SystemProbe;
+use koji_adjutant_actors::runtime::ContainerRuntime;
 use koji_adjutant_actors::settings::WorkerSettings;
 use koji_adjutant_actors::{HandlerRegistry, Supervisor, WorkerDeps, WorkerExit, WorkerSignal};
 use tokio::signal::unix::{SignalKind, signal};
@@ -111,6 +113,25 @@ async fn run_worker(
     // tasks that need no container (sleep, wait) still run without it.
     if let Err(error) = runtime.probe().await {
         tracing::error!(%error, "podman does not answer; tasks that need a container will fail (run koji-adjutant doctor)");
+    }
+
+    // Containers left by an earlier run of this worker (a crash, `kill -9`) are removed before
+    // any task is taken: no task runs yet, so every container with this worker's label is an
+    // orphan, and a task the hub gives back would otherwise meet its old container's name.
+    // The ContainerRegistry sweeps again periodically.
+    match runtime
+        .reap_orphans(&worker_settings.worker_id, &HashSet::new())
+        .await
+    {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => tracing::warn!(
+            containers = ?removed,
+            "removed orphaned containers left by an earlier run of this worker"
+        ),
+        Err(error) => tracing::error!(
+            %error,
+            "cannot list this worker's containers to remove orphans; the registry will try again"
+        ),
     }
 
     let mut handlers = HandlerRegistry::new();
