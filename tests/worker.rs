@@ -1029,3 +1029,35 @@ async fn sigterm_with_several_running_tasks_exits_at_once() {
         );
     }
 }
+
+/// SIGTERM while the hub is offline: the shutdown's hub calls wait for the hub, as kojid's
+/// do; a SIGINT then gives up on them after a grace period, so the worker still exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_ends_a_shutdown_the_offline_hub_holds_up() {
+    let hub = start_hub().await;
+    let task = hub.create_task(sleep_task(600)).unwrap();
+    let mut worker = Worker::start(&hub, "offline-stop", "", "");
+    wait_for(&worker, Duration::from_secs(30), "the task to run", || {
+        worker.log().contains("Sleeping for").then_some(())
+    })
+    .await;
+    hub.offline_for(Duration::from_secs(600));
+    worker.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker gave up on the hub without being asked"
+    );
+    let interrupted = Instant::now();
+    worker.signal(Signal::SIGINT);
+    let status = worker.wait_exit(Duration::from_secs(40)).await;
+    assert!(status.success(), "exit {status:?}");
+    assert!(interrupted.elapsed() >= Duration::from_secs(14));
+    assert!(
+        worker.log().contains("exiting without them"),
+        "{}",
+        worker.log()
+    );
+    // The hub never heard of the shutdown: it frees the task after its host timeout.
+    assert_eq!(state_of(&hub, task), TaskState::Open);
+}

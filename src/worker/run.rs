@@ -152,6 +152,7 @@ async fn run_worker(
         worker.supervisor.clone(),
         source,
         options.clone(),
+        cancel.clone(),
         RestartOnly::of(config),
         worker_settings,
     ));
@@ -223,6 +224,7 @@ async fn forward_signals(
     supervisor: actix::Addr<Supervisor>,
     source: ConfigSource,
     options: RunOptions,
+    cancel: CancellationToken,
     mut restart_only: RestartOnly,
     mut current: WorkerSettings,
 ) {
@@ -241,15 +243,21 @@ async fn forward_signals(
             return;
         }
     };
+    let mut terms = 0u32;
     loop {
         tokio::select! {
             _ = term.recv() => {
                 tracing::info!("SIGTERM received");
+                terms += 1;
                 supervisor.do_send(WorkerSignal::Terminate);
+                if terms >= 2 {
+                    give_up_on_the_hub_later(&cancel);
+                }
             }
             _ = int.recv() => {
                 tracing::info!("SIGINT received");
                 supervisor.do_send(WorkerSignal::Interrupt);
+                give_up_on_the_hub_later(&cancel);
             }
             _ = usr1.recv() => {
                 tracing::info!("SIGUSR1 received: restarting once idle");
@@ -267,6 +275,27 @@ async fn forward_signals(
             }
         }
     }
+}
+
+/// How long an abort may spend on its last hub calls (`host.freeTasks`, the final heartbeat,
+/// `logout`) before they are abandoned.
+const ABORT_HUB_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// An abort (SIGINT, a second SIGTERM) must end even while the hub is offline, when the
+/// client would wait for it forever: after a grace period every hub call in flight or to come
+/// fails at once. The hub frees the tasks after its host timeout.
+fn give_up_on_the_hub_later(cancel: &CancellationToken) {
+    let cancel = cancel.clone();
+    actix_rt::spawn(async move {
+        tokio::time::sleep(ABORT_HUB_GRACE).await;
+        if !cancel.is_cancelled() {
+            tracing::warn!(
+                grace_secs = ABORT_HUB_GRACE.as_secs(),
+                "the hub did not answer the shutdown calls in time; exiting without them"
+            );
+            cancel.cancel();
+        }
+    });
 }
 
 /// Re-reads the configuration. A file that no longer loads changes nothing.
