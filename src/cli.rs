@@ -188,6 +188,18 @@ pub struct RunArgs {
     /// Obsolete; only warns
     #[arg(long = "debug-mock")]
     pub debug_mock: bool,
+    /// Not ready while the 1-minute load average exceeds FACTOR × online CPUs [default: 4, as kojid]
+    #[arg(long = "max-load", value_name = "FACTOR", value_parser = parse_load_factor)]
+    pub max_load: Option<f64>,
+}
+
+fn parse_load_factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(factor),
+        _ => Err(format!(
+            "{text:?} is not a positive number; give the load per CPU at which the worker stops taking tasks, e.g. 4"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,3 +14,4 @@ pub mod hub;
 pub mod logging;
 pub mod podman;
 pub mod web;
+pub mod worker;

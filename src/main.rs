@@ -14,6 +14,7 @@ use koji_adjutant::config::{self, Config, ConfigError};
 use koji_adjutant::doctor::{self, Check};
 use koji_adjutant::hub::{self, options::HubOptions};
 use koji_adjutant::logging;
+use koji_adjutant::worker::{self, RunOutcome};
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
                 eprintln!("error: {err}");
                 return ExitCode::from(EXIT_CONFIG);
             }
-            run(&config, args)
+            run(&config, cli.config_source(&args.overrides), args)
         }
     }
 }
@@ -208,7 +209,7 @@ fn hub_call(config: &Config, args: &cli::HubCallArgs) -> ExitCode {
     }
 }
 
-fn run(config: &Config, args: &cli::RunArgs) -> ExitCode {
+fn run(config: &Config, source: config::ConfigSource, args: &cli::RunArgs) -> ExitCode {
     info!(version = cli::VERSION_LINE, "Starting up");
     for value in &config.values {
         match value.display_value() {
@@ -243,9 +244,32 @@ fn run(config: &Config, args: &cli::RunArgs) -> ExitCode {
     if args.debug_mock {
         warn!("--debug-mock is obsolete and ignored");
     }
-    let message = "the worker loop is not built yet: `run` loads and checks the configuration and stops here; \
-                   use `koji-adjutant doctor` to check this host";
-    error!("{message}");
-    eprintln!("koji-adjutant: {message}");
+    if args.force_lock {
+        info!("--force-lock: the worker always takes the host's session lock over");
+    }
+    let options = worker::run::RunOptions {
+        skip_main: args.skip_main,
+        max_load_per_cpu: args.max_load,
+    };
+    match worker::run(config, source, &options) {
+        RunOutcome::Exit(status) => ExitCode::from(status),
+        RunOutcome::Restart => re_exec(),
+    }
+}
+
+/// kojid's restart: `os.execv(sys.argv[0], sys.argv)`, the same program with the same
+/// arguments, so that an upgraded binary takes over.
+fn re_exec() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let mut argv = std::env::args_os();
+    let Some(program) = argv.next() else {
+        error!("cannot restart: the process has no argv[0]; start it again by hand");
+        return ExitCode::from(EXIT_FAILURE);
+    };
+    let error = std::process::Command::new(&program).args(argv).exec();
+    error!(
+        "cannot re-execute {}: {error}; start the worker again by hand",
+        program.to_string_lossy()
+    );
     ExitCode::from(EXIT_FAILURE)
 }

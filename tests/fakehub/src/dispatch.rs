@@ -189,6 +189,12 @@ fn methods() -> Vec<MethodSpec> {
             false,
         ),
         spec(
+            "listChannels",
+            S("listChannels", &["hostID", "event", "enabled"], 0),
+            (1, 0),
+            false,
+        ),
+        spec(
             "listTaskOutput",
             S(
                 "listTaskOutput",
@@ -537,6 +543,47 @@ fn run_method(
                 None if args.flag("strict", false) => Err(HubFault::generic("Invalid hostInfo")),
                 None => Ok(Value::Nil),
             }
+        }
+        // kojihub's listChannels: every channel, or a host's (by id or name); all are enabled.
+        "listChannels" => {
+            let only: Option<Vec<i64>> = match args.get("hostID") {
+                None | Some(Value::Nil) => None,
+                Some(Value::String(name)) => Some(
+                    hub.host_by_name(name)
+                        .map(|host| host.channels.clone())
+                        .ok_or_else(|| HubFault::generic(format!("No such host: {name}")))?,
+                ),
+                Some(other) => {
+                    let id = crate::xmlrpc::as_int(other)
+                        .ok_or_else(|| HubFault::generic("Invalid type for hostInfo"))?;
+                    Some(
+                        hub.hosts
+                            .get(&id)
+                            .map(|host| host.channels.clone())
+                            .ok_or_else(|| HubFault::generic(format!("No such host: {id}")))?,
+                    )
+                }
+            };
+            let wanted_enabled = match args.get("enabled") {
+                Some(Value::Boolean(flag)) => Some(*flag),
+                _ => None,
+            };
+            Ok(Value::Array(
+                hub.channels
+                    .iter()
+                    .filter(|(id, _)| only.as_ref().is_none_or(|ids| ids.contains(id)))
+                    .filter(|_| wanted_enabled.is_none_or(|flag| flag))
+                    .map(|(id, name)| {
+                        vstruct([
+                            ("id", vint(*id)),
+                            ("name", vstr(name.clone())),
+                            ("description", Value::Nil),
+                            ("enabled", Value::Boolean(true)),
+                            ("comment", Value::Nil),
+                        ])
+                    })
+                    .collect(),
+            ))
         }
         "listTaskOutput" => hub.list_task_output(args),
         "downloadTaskOutput" => hub.download_task_output(args),
