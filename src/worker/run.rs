@@ -21,7 +21,10 @@ use super::hub_adapter::HostHubAdapter;
 use super::notify::SdNotifier;
 use super::settings::{self, SettingsError};
 use crate::config::{self, Config, ConfigSource};
+use crate::handlers::register::register_build_handlers;
+use crate::handlers::services::BuildServices;
 use crate::podman::PodmanRuntime;
+use crate::web::{MonitorServer, MonitorSources, WebSettings};
 
 /// How `run` ended, for `main`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,12 @@ pub enum StartError {
     Login(koji_adjutant_actors::HubError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("cannot set up the build handlers: {0}")]
+    BuildHandlers(#[from] crate::buildroot::BuildrootError),
+    #[error(transparent)]
+    Metrics(#[from] crate::web::metrics::MetricsError),
+    #[error(transparent)]
+    Monitoring(#[from] crate::web::WebError),
 }
 
 /// Options of the run path that do not come from the config file.
@@ -136,6 +145,14 @@ async fn run_worker(
 
     let mut handlers = HandlerRegistry::new();
     register_builtin(&mut handlers);
+    register_build_handlers(
+        &mut handlers,
+        BuildServices::from_config(config, hub.client().clone())?,
+    );
+
+    // Installed before the worker starts, so that its first metrics are recorded.
+    let metrics = crate::web::install_metrics()?;
+    actix_rt::spawn(crate::web::run_upkeep(metrics.clone(), cancel.clone()));
 
     let worker = Supervisor::start_worker(WorkerDeps {
         hub: Arc::new(hub),
@@ -145,8 +162,29 @@ async fn run_worker(
         notifier: Arc::new(SdNotifier),
         settings: worker_settings.clone(),
     });
-    // The monitoring server reads worker.snapshot, worker.containers and worker.logs; it is
-    // started here once src/web exposes its entry point.
+    if config.adjutant.monitoring_enabled {
+        let web_settings = WebSettings::from_config(config, &worker_settings.worker_id);
+        // Bound before anything else can fail, so that a taken port stops start-up with a
+        // clear error instead of a worker nobody can watch.
+        let server = match MonitorServer::bind(
+            web_settings,
+            MonitorSources::from_handle(&worker),
+            Some(metrics),
+        ) {
+            Ok(server) => server,
+            Err(error) => {
+                worker.supervisor.do_send(WorkerSignal::Interrupt);
+                let _ = worker.exit.await;
+                return Err(error.into());
+            }
+        };
+        let shutdown = cancel.clone();
+        actix_rt::spawn(async move {
+            if let Err(error) = server.run(shutdown).await {
+                tracing::error!(%error, "the monitoring server stopped");
+            }
+        });
+    }
 
     let signals = actix_rt::spawn(forward_signals(
         worker.supervisor.clone(),
