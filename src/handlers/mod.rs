@@ -1,1 +1,2 @@
 //! Task handlers: one per Koji task method.
+pub mod repos;

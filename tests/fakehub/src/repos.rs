@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use dxr::Value;
 use serde_json::{Map, Value as Json, json};
 
+use crate::FakeHub;
 use crate::args::BoundArgs;
 use crate::faults::HubFault;
 use crate::state::{HubState, Repo};
 use crate::xmlrpc::{as_int, truthy, vint};
-use crate::FakeHub;
 
 /// Repo states (`koji.REPO_STATES`).
 pub const REPO_INIT: i64 = 0;
@@ -307,11 +307,9 @@ pub fn to_value(json: &Json) -> Value {
             .unwrap_or_else(|| Value::Double(n.as_f64().unwrap_or_default())),
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
-        Json::Object(map) => Value::Struct(
-            map.iter()
-                .map(|(k, v)| (k.clone(), to_value(v)))
-                .collect(),
-        ),
+        Json::Object(map) => {
+            Value::Struct(map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
+        }
     }
 }
 
@@ -325,11 +323,9 @@ pub fn to_json(value: &Value) -> Json {
         Value::Double(n) => json!(n),
         Value::String(s) => Json::String(s.clone()),
         Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Struct(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
-                .collect(),
-        ),
+        Value::Struct(map) => {
+            Json::Object(map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
         #[allow(unreachable_patterns)]
         other => Json::String(format!("{other:?}")),
     }
@@ -487,8 +483,8 @@ impl RepoSide {
         hub.register_method(
             "listTaggedRPMS",
             &[
-                "tag", "event", "inherit", "latest", "package", "arch", "rpmsigs", "owner",
-                "type", "extra", "draft",
+                "tag", "event", "inherit", "latest", "package", "arch", "rpmsigs", "owner", "type",
+                "extra", "draft",
             ],
             1,
             false,
@@ -682,7 +678,8 @@ impl RepoSide {
         }
         let dest = self.topdir.join(rpm.signed_relpath(&key));
         if write_copy {
-            let source = signed_file.map_or_else(|| self.topdir.join(rpm.relpath()), Path::to_owned);
+            let source =
+                signed_file.map_or_else(|| self.topdir.join(rpm.relpath()), Path::to_owned);
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
             }
@@ -733,7 +730,8 @@ impl RepoSide {
             std::fs::write(dir.join("groups/comps.xml"), comps_xml(&tag.groups))
                 .map_err(|e| e.to_string())?;
         }
-        let repo_json = json!({"id": id, "tag": tag.name, "tag_id": tag.id, "event_id": event, "dist": true});
+        let repo_json =
+            json!({"id": id, "tag": tag.name, "tag_id": tag.id, "event_id": event, "dist": true});
         std::fs::write(dir.join("repo.json"), repo_json.to_string()).map_err(|e| e.to_string())?;
         world.repos.insert(
             id,
@@ -840,7 +838,10 @@ fn list_tagged_rpms(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFau
                    "tag_id": tag.id, "tag_name": tag.name, "state": 1})
         });
     }
-    Ok(to_value(&json!([rpms, builds.into_values().collect::<Vec<_>>()])))
+    Ok(to_value(&json!([
+        rpms,
+        builds.into_values().collect::<Vec<_>>()
+    ])))
 }
 
 fn repo_opts(args: &BoundArgs) -> Json {
@@ -851,7 +852,11 @@ fn repo_opts(args: &BoundArgs) -> Json {
 }
 
 /// `repo_init`: creates the record and writes the repo directory as kojihub does.
-fn repo_init(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Result<Value, HubFault> {
+fn repo_init(
+    world: &mut RepoWorld,
+    hub: &mut HubState,
+    args: &BoundArgs,
+) -> Result<Value, HubFault> {
     let tag = world.tag_or_fault(args.get("tag"))?.clone();
     let opts = repo_opts(args);
     let with_src = opts["src"].as_bool().unwrap_or(false);
@@ -874,7 +879,9 @@ fn repo_init(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
     for parent in world.tag_chain(tag.id) {
         if let Some(parent) = world.tags.get(&parent) {
             for (name, packages) in &parent.groups {
-                groups.entry(name.clone()).or_insert_with(|| packages.clone());
+                groups
+                    .entry(name.clone())
+                    .or_insert_with(|| packages.clone());
             }
         }
     }
@@ -911,7 +918,7 @@ fn repo_init(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
         let mut rpmlist = String::new();
         for rpm in &rpms {
             let wanted = match rpm.arch.as_str() {
-                "src" => arch == "src" || (with_src && arch != "src"),
+                "src" => arch == "src" || with_src,
                 "noarch" => arch != "src",
                 other => arch != "src" && canon_arch(other) == *arch,
             };
@@ -947,8 +954,11 @@ fn repo_init(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
         "with_debuginfo": with_debuginfo,
     });
     let json_path = repodir.join("repo.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&repo_json).unwrap_or_default())
-        .map_err(|e| io_fault("write", &json_path, e))?;
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&repo_json).unwrap_or_default(),
+    )
+    .map_err(|e| io_fault("write", &json_path, e))?;
     let now = hub.now();
     world.repos.insert(
         repo_id,
@@ -980,7 +990,11 @@ fn repo_init(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
 }
 
 /// `repo_done`: moves the uploaded files into the repo and marks it READY.
-fn repo_done(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Result<Value, HubFault> {
+fn repo_done(
+    world: &mut RepoWorld,
+    hub: &mut HubState,
+    args: &BoundArgs,
+) -> Result<Value, HubFault> {
     let repo_id = args.int("repo_id")?;
     let repo = world
         .repos
@@ -1006,11 +1020,16 @@ fn repo_done(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
     let workdir = hub.topdir.join("work");
     for (arch, entry) in data {
         let (Some(uploadpath), Some(files)) = (entry[0].as_str(), entry[1].as_array()) else {
-            return Err(HubFault::generic(format!("Invalid data for arch {arch}: {entry}")));
+            return Err(HubFault::generic(format!(
+                "Invalid data for arch {arch}: {entry}"
+            )));
         };
         let archdir = repodir.join(arch);
         if !archdir.is_dir() {
-            return Err(HubFault::generic(format!("Repo arch directory missing: {}", archdir.display())));
+            return Err(HubFault::generic(format!(
+                "Repo arch directory missing: {}",
+                archdir.display()
+            )));
         }
         let datadir = archdir.join("repodata");
         std::fs::create_dir_all(&datadir).map_err(|e| io_fault("mkdir", &datadir, e))?;
@@ -1021,7 +1040,10 @@ fn repo_done(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
             }
             let src = workdir.join(uploadpath).join(name);
             if !src.is_file() {
-                return Err(HubFault::generic(format!("File missing: {}", src.display())));
+                return Err(HubFault::generic(format!(
+                    "File missing: {}",
+                    src.display()
+                )));
             }
             let dst = if name.ends_with("pkglist") {
                 archdir.join(name)
@@ -1044,8 +1066,11 @@ fn repo_done(world: &mut RepoWorld, hub: &mut HubState, args: &BoundArgs) -> Res
                 map.insert(k.clone(), v.clone());
             }
         }
-        std::fs::write(&path, serde_json::to_string_pretty(&current).unwrap_or_default())
-            .map_err(|e| io_fault("write", &path, e))?;
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&current).unwrap_or_default(),
+        )
+        .map_err(|e| io_fault("write", &path, e))?;
     }
     let expire = args.flag("expire", false);
     let state = if expire { REPO_EXPIRED } else { REPO_READY };
@@ -1076,7 +1101,9 @@ fn dist_repo_move(world: &RepoWorld, hub: &HubState, args: &BoundArgs) -> Result
         .filter(|r| r.dist)
         .ok_or_else(|| HubFault::generic(format!("No such dist repo: {repo_id}")))?;
     if repo.state != REPO_INIT {
-        return Err(HubFault::generic(format!("Repo {repo_id} not in INIT state")));
+        return Err(HubFault::generic(format!(
+            "Repo {repo_id} not in INIT state"
+        )));
     }
     let workdir = hub.topdir.join("work").join(&uploadpath);
     let archdir = hub
@@ -1089,10 +1116,14 @@ fn dist_repo_move(world: &RepoWorld, hub: &HubState, args: &BoundArgs) -> Result
     let manifest: Vec<String> = std::fs::read_to_string(&manifest_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| HubFault::generic(format!("Missing or bad repo_manifest in {uploadpath}")))?;
+        .ok_or_else(|| {
+            HubFault::generic(format!("Missing or bad repo_manifest in {uploadpath}"))
+        })?;
     for relpath in &manifest {
         if relpath.split('/').any(|p| p == ".." || p.is_empty()) {
-            return Err(HubFault::generic(format!("Invalid path in manifest: {relpath}")));
+            return Err(HubFault::generic(format!(
+                "Invalid path in manifest: {relpath}"
+            )));
         }
         let src = workdir.join(relpath);
         let dst = archdir.join(relpath);
@@ -1108,17 +1139,29 @@ fn dist_repo_move(world: &RepoWorld, hub: &HubState, args: &BoundArgs) -> Result
         .unwrap_or_default();
     for (basename, info) in &kojipkgs {
         let Some(rpm) = info["id"].as_i64().and_then(|id| world.rpms.get(&id)) else {
-            return Err(HubFault::generic(format!("Unknown rpm in kojipkgs: {basename}")));
+            return Err(HubFault::generic(format!(
+                "Unknown rpm in kojipkgs: {basename}"
+            )));
         };
         let source = match info["sigkey"].as_str().filter(|k| !k.is_empty()) {
             Some(key) => hub.topdir.join(rpm.signed_relpath(key)),
             None => hub.topdir.join(rpm.relpath()),
         };
         if !source.is_file() {
-            return Err(HubFault::generic(format!("Missing rpm file: {}", source.display())));
+            return Err(HubFault::generic(format!(
+                "Missing rpm file: {}",
+                source.display()
+            )));
         }
-        let letter = basename.chars().next().map(|c| c.to_ascii_lowercase()).unwrap_or('_');
-        let dst = archdir.join("Packages").join(letter.to_string()).join(basename);
+        let letter = basename
+            .chars()
+            .next()
+            .map(|c| c.to_ascii_lowercase())
+            .unwrap_or('_');
+        let dst = archdir
+            .join("Packages")
+            .join(letter.to_string())
+            .join(basename);
         if let Some(parent) = dst.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_fault("mkdir", parent, e))?;
         }
@@ -1130,7 +1173,11 @@ fn dist_repo_move(world: &RepoWorld, hub: &HubState, args: &BoundArgs) -> Result
     Ok(Value::Nil)
 }
 
-fn write_signed_rpm(world: &mut RepoWorld, topdir: &Path, args: &BoundArgs) -> Result<Value, HubFault> {
+fn write_signed_rpm(
+    world: &mut RepoWorld,
+    topdir: &Path,
+    args: &BoundArgs,
+) -> Result<Value, HubFault> {
     let rpm_id = match args.get("an_rpm") {
         Some(v) => as_int(v).ok_or_else(|| HubFault::generic("an_rpm must be an rpm id"))?,
         None => return Err(HubFault::parameter("an_rpm is required")),
@@ -1152,7 +1199,8 @@ fn write_signed_rpm(world: &mut RepoWorld, topdir: &Path, args: &BoundArgs) -> R
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_fault("mkdir", parent, e))?;
         }
-        std::fs::copy(topdir.join(rpm.relpath()), &dest).map_err(|e| io_fault("write", &dest, e))?;
+        std::fs::copy(topdir.join(rpm.relpath()), &dest)
+            .map_err(|e| io_fault("write", &dest, e))?;
     }
     world.signed_writes.push((rpm_id, key));
     Ok(Value::Nil)

@@ -1,0 +1,178 @@
+//! The repo tasks (§4.7–4.9): `newRepo`, `createrepo`, `distRepo`, `createdistrepo`.
+//!
+//! The hub lays a repo out under `<topdir>/repos/<tag>/<id>/` (`host.repoInit`); these handlers
+//! run createrepo_c / mergerepo_c (and dnf for multilib) in a task container that sees the
+//! topdir read-only at the same path, write the metadata into the task's work dir, upload it,
+//! and let the hub move it into place (`host.repoDone`, `host.distRepoMove`).
+//! Operator view: `docs/repo-tasks.md`.
+
+pub mod createrepo;
+pub mod files;
+pub mod newrepo;
+pub mod paths;
+pub mod tools;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use koji_adjutant_actors::error::{Fault, HandlerError, HubError};
+use koji_adjutant_actors::handler::{HandlerRegistry, TaskHandler, TaskRequest};
+use koji_adjutant_actors::hub::TaskInfo;
+use koji_adjutant_actors::runtime::{Mount, SelinuxLabel};
+
+use crate::config::keys::{AdjutantSettings, KojidSettings};
+use crate::config::types::SelinuxLabel as ConfigSelinuxLabel;
+use crate::hub::upload::UploadError;
+
+pub use files::{HubCallFiles, TaskFiles, TaskFilesProvider};
+
+/// What the repo tasks need from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoSettings {
+    /// The Koji volume (`topdir`); mounted read-only at the same path in the tool container so
+    /// that the `toplink` symlinks in each repo arch dir resolve.
+    pub topdir: PathBuf,
+    /// The worker's `workdir`; task work dirs are `<workdir>/tasks/<id % 10000>/<id>`.
+    pub workdir: PathBuf,
+    pub use_createrepo_c: bool,
+    pub createrepo_update: bool,
+    pub createrepo_skip_stat: bool,
+    pub distrepo_skip_stat: bool,
+    pub copy_old_repodata: bool,
+    /// Relabelling of the bind mounts. Shared (`z`) by default: a private `:Z` would relabel
+    /// the whole Koji volume for this one container, and the hub's httpd and every other
+    /// builder would then be denied access to it.
+    pub selinux_label: SelinuxLabel,
+    /// Numeric `UID:GID` the tools run as: unprivileged, since createrepo_c needs no rights
+    /// beyond reading the topdir and writing the task dir.
+    pub tool_user: (u32, u32),
+    /// Extra bind mounts (`container_mounts`).
+    pub extra_mounts: Vec<Mount>,
+}
+
+/// `nobody:nogroup` on Debian and Fedora alike.
+pub const DEFAULT_TOOL_USER: (u32, u32) = (65534, 65534);
+
+impl RepoSettings {
+    pub fn from_settings(kojid: &KojidSettings, adjutant: &AdjutantSettings) -> Self {
+        Self {
+            topdir: kojid.topdir.clone(),
+            workdir: kojid.workdir.clone(),
+            use_createrepo_c: kojid.use_createrepo_c,
+            createrepo_update: kojid.createrepo_update,
+            createrepo_skip_stat: kojid.createrepo_skip_stat,
+            distrepo_skip_stat: kojid.distrepo_skip_stat,
+            copy_old_repodata: kojid.copy_old_repodata,
+            selinux_label: selinux(adjutant.selinux_label),
+            tool_user: DEFAULT_TOOL_USER,
+            extra_mounts: adjutant
+                .container_mounts
+                .0
+                .iter()
+                .map(|m| Mount {
+                    source: m.source.clone(),
+                    target: m.target.clone(),
+                    read_only: m.read_only,
+                })
+                .collect(),
+        }
+    }
+
+    /// Settings for tests and defaults: everything as kojid's defaults, under `topdir` and
+    /// `workdir`.
+    pub fn new(topdir: impl Into<PathBuf>, workdir: impl Into<PathBuf>) -> Self {
+        Self {
+            topdir: topdir.into(),
+            workdir: workdir.into(),
+            use_createrepo_c: true,
+            createrepo_update: true,
+            createrepo_skip_stat: true,
+            distrepo_skip_stat: false,
+            copy_old_repodata: false,
+            selinux_label: SelinuxLabel::Shared,
+            tool_user: DEFAULT_TOOL_USER,
+            extra_mounts: Vec::new(),
+        }
+    }
+}
+
+fn selinux(label: ConfigSelinuxLabel) -> SelinuxLabel {
+    match label {
+        ConfigSelinuxLabel::Shared => SelinuxLabel::Shared,
+        ConfigSelinuxLabel::Private => SelinuxLabel::Private,
+        ConfigSelinuxLabel::None => SelinuxLabel::None,
+    }
+}
+
+/// What can go wrong in a repo task besides a hub fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("upload failed: {0}")]
+    Upload(#[from] UploadError),
+    #[error("{call} returned something unexpected: {detail}")]
+    BadReply { call: String, detail: String },
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error(transparent)]
+    Runtime(#[from] koji_adjutant_actors::runtime::RuntimeError),
+    /// A Koji fault the task fails with (GenericError, BuildError, …).
+    #[error("{0}")]
+    Fault(Fault),
+    #[error("task refused: {0}")]
+    Refuse(String),
+}
+
+impl RepoError {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { what, path, source }
+    }
+
+    pub fn generic(message: impl Into<String>) -> Self {
+        Self::Fault(Fault::generic(message))
+    }
+}
+
+impl From<RepoError> for HandlerError {
+    fn from(error: RepoError) -> Self {
+        match error {
+            RepoError::Fault(fault) => HandlerError::Fault(fault),
+            RepoError::Hub(hub) => hub.into(),
+            RepoError::Runtime(runtime) => runtime.into(),
+            RepoError::Refuse(message) => HandlerError::Refuse {
+                soft: true,
+                message,
+            },
+            other => HandlerError::from_chain("repo task failed", &other),
+        }
+    }
+}
+
+/// Everything the repo handlers share.
+#[derive(Clone)]
+pub struct RepoServices {
+    pub settings: Arc<RepoSettings>,
+    pub files: Arc<dyn TaskFilesProvider>,
+}
+
+/// Registers `newRepo`, `createrepo`, `distRepo` and `createdistrepo`.
+pub fn register(registry: &mut HandlerRegistry, services: RepoServices) {
+    let s = services.clone();
+    registry.register("newRepo", move |request: &TaskRequest, _info: &TaskInfo| {
+        Box::new(newrepo::NewRepo::new(request.clone(), s.clone())) as Box<dyn TaskHandler>
+    });
+    let s = services.clone();
+    registry.register(
+        "createrepo",
+        move |request: &TaskRequest, _info: &TaskInfo| {
+            Box::new(createrepo::CreateRepo::new(request.clone(), s.clone()))
+                as Box<dyn TaskHandler>
+        },
+    );
+}

@@ -1,0 +1,278 @@
+//! The repo tasks against the fake hub with a topdir laid out as kojihub lays it out, real
+//! RPMs built with rpmbuild, and createrepo_c / mergerepo_c / dnf in the builder image.
+
+mod repos_support;
+
+use std::path::Path;
+
+use koji_adjutant_actors::error::HandlerError;
+use koji_fakehub::Value;
+use repos_support::{World, build_rpm, in_image};
+
+fn repomd(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("repodata/repomd.xml")).unwrap_or_default()
+}
+
+/// A tag `name` with arches x86_64 and aarch64, a `build` group, a noarch package and one
+/// arch-specific build in both arches.
+fn populate(world: &World, name: &str) -> i64 {
+    let rpms = world.workdir.path().join("rpms-src");
+    let tag = world.side.add_tag(name, &["x86_64", "aarch64"]);
+    world.side.with_tag(tag, |t| {
+        t.groups
+            .insert("build".into(), vec!["stub-bash".into(), "hello".into()]);
+    });
+    let noarch = build_rpm(&rpms, "stub-bash", "1.0", "noarch", &[]);
+    world.side.import_rpm(&noarch, tag, None).unwrap();
+    let x86 = build_rpm(&rpms, "hello", "2.0", "x86_64", &["stub-bash"]);
+    let build = world.side.import_rpm(&x86, tag, None).unwrap();
+    let build_id = world.side.world.lock().unwrap().rpms[&build].build_id;
+    let arm = build_rpm(&rpms, "hello", "2.0", "aarch64", &["stub-bash"]);
+    world.side.import_rpm(&arm, tag, Some(build_id)).unwrap();
+    tag
+}
+
+#[actix_rt::test]
+async fn new_repo_over_two_arches_is_installable_with_dnf() {
+    let world = World::new().await;
+    populate(&world, "dist-build");
+    let id = world.create("newRepo", vec![Value::String("dist-build".into())]);
+    let result = world.run(id).await.expect("newRepo succeeds");
+    let repo_id = result[0].as_i64().unwrap();
+    assert!(
+        result[1].as_i64().is_some(),
+        "result is [repo_id, event_id]: {result}"
+    );
+    let repo = world.side.repo(repo_id).unwrap();
+    assert_eq!(repo.state, 1, "repoDone made the repo READY");
+
+    // One createrepo child per arch, with the upstream labels and the noarch task arch.
+    let children: Vec<_> = world
+        .hub
+        .tasks()
+        .into_iter()
+        .filter(|t| t.parent == Some(id))
+        .collect();
+    let mut labels: Vec<_> = children
+        .iter()
+        .map(|t| t.label.clone().unwrap_or_default())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["aarch64", "x86_64"]);
+    assert!(
+        children
+            .iter()
+            .all(|t| t.method == "createrepo" && t.arch == "noarch")
+    );
+    assert!(
+        children
+            .iter()
+            .all(|t| t.state == koji_fakehub::TaskState::Closed)
+    );
+    for child in &children {
+        let log = world
+            .hub
+            .task_output(child.id, "createrepo.log")
+            .expect("createrepo.log uploaded");
+        assert!(
+            String::from_utf8_lossy(&log).contains("Package count: 2"),
+            "log: {}",
+            String::from_utf8_lossy(&log)
+        );
+    }
+
+    let repodir = world.side.repo_dir(repo_id).unwrap();
+    for arch in ["x86_64", "aarch64"] {
+        let md = repomd(&repodir.join(arch));
+        assert!(md.contains("primary"), "{arch} has metadata: {md}");
+        assert!(md.contains("group"), "{arch} metadata carries comps: {md}");
+    }
+    let latest = std::fs::read_link(repodir.parent().unwrap().join("latest")).unwrap();
+    assert_eq!(latest, Path::new(&repo_id.to_string()));
+
+    // dnf in the image installs the build group and the package from the x86_64 repo.
+    let x86 = repodir.join("x86_64");
+    let script = format!(
+        "dnf -q -y --repofrompath=koji,file://{dir} --repo=koji --setopt=koji.gpgcheck=0 \
+         --installroot=/tmp/root --releasever=1 groupinstall build && rpm --root=/tmp/root -q hello stub-bash",
+        dir = x86.display()
+    );
+    let output = in_image(
+        &format!("repos-dnf-{}", std::process::id()),
+        &world.topdir(),
+        &script,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dnf install failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("hello-2.0-1.x86_64"), "{stdout}");
+    // The aarch64 repo holds the aarch64 build and the noarch package, not the x86_64 one.
+    let script = format!(
+        "dnf -q --repofrompath=koji,file://{dir} --repo=koji --forcearch=aarch64 repoquery --qf '%{{name}}.%{{arch}}' '*'",
+        dir = repodir.join("aarch64").display()
+    );
+    let output = in_image(
+        &format!("repos-rq-{}", std::process::id()),
+        &world.topdir(),
+        &script,
+    );
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listed.contains("hello.aarch64") && listed.contains("stub-bash.noarch"),
+        "{listed}"
+    );
+    assert!(!listed.contains("x86_64"), "{listed}");
+}
+
+#[actix_rt::test]
+async fn update_reuses_the_old_metadata() {
+    let world = World::new().await;
+    populate(&world, "upd-build");
+    let first = world.create("newRepo", vec![Value::String("upd-build".into())]);
+    let first_repo = world.run(first).await.unwrap()[0].as_i64().unwrap();
+    let second = world.create("newRepo", vec![Value::String("upd-build".into())]);
+    let second_repo = world.run(second).await.unwrap()[0].as_i64().unwrap();
+    assert_ne!(first_repo, second_repo);
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(second) && t.label.as_deref() == Some("x86_64"))
+        .unwrap();
+    // The child got the old repo, with tag_id added, and ran createrepo_c --update.
+    let request = world
+        .hub
+        .with_state(|s| s.tasks[&child.id].request_xml.clone());
+    assert!(request.contains("<name>tag_id</name>"), "{request}");
+    let log = String::from_utf8_lossy(&world.hub.task_output(child.id, "createrepo.log").unwrap())
+        .to_string();
+    // createrepo_c loaded the copied old metadata (it does so only with --update).
+    assert!(
+        log.contains("Old metadata from:") && log.contains("- loaded"),
+        "{log}"
+    );
+    let old = repomd(&world.side.repo_dir(first_repo).unwrap().join("x86_64"));
+    let new = repomd(&world.side.repo_dir(second_repo).unwrap().join("x86_64"));
+    let checksum = |md: &str| -> Vec<String> {
+        md.lines()
+            .filter(|l| l.contains("<checksum"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        checksum(&old)[0],
+        checksum(&new)[0],
+        "same packages give the same primary"
+    );
+}
+
+#[actix_rt::test]
+async fn an_empty_tag_gives_empty_repo() {
+    let world = World::new().await;
+    world.side.add_tag("empty-build", &["x86_64"]);
+    let id = world.create("newRepo", vec![Value::String("empty-build".into())]);
+    let result = world.run(id).await.unwrap();
+    let repodir = world.side.repo_dir(result[0].as_i64().unwrap()).unwrap();
+    let marker = std::fs::read_to_string(repodir.join("x86_64/repodata/EMPTY_REPO")).unwrap();
+    assert_eq!(
+        marker,
+        "This repo is empty because its tag has no content for this arch\n"
+    );
+    assert!(repodir.join("x86_64/repodata/repomd.xml").is_file());
+}
+
+#[actix_rt::test]
+async fn a_missing_repos_dir_refuses_softly() {
+    let world = World::new().await;
+    world.side.add_tag("f-build", &["x86_64"]);
+    std::fs::remove_dir_all(world.topdir().join("repos")).unwrap();
+    let id = world.create("newRepo", vec![Value::String("f-build".into())]);
+    let outcome = world.run(id).await;
+    match outcome {
+        Err(HandlerError::Refuse { soft, message }) => {
+            assert!(soft);
+            assert!(message.starts_with("No access to repos dir"), "{message}");
+        }
+        other => panic!("expected a soft refusal, got {other:?}"),
+    }
+    assert!(
+        world
+            .hub
+            .called_methods()
+            .contains(&"host.refuseTask".to_owned())
+    );
+    assert!(
+        !world
+            .hub
+            .called_methods()
+            .contains(&"host.repoInit".to_owned()),
+        "no repo was made"
+    );
+}
+
+#[actix_rt::test]
+async fn createrepo_refuses_a_repo_that_is_not_init() {
+    let world = World::new().await;
+    populate(&world, "ready-build");
+    let id = world.create("newRepo", vec![Value::String("ready-build".into())]);
+    let repo_id = world.run(id).await.unwrap()[0].as_i64().unwrap();
+    let again = world.create(
+        "createrepo",
+        vec![
+            Value::Integer(repo_id as i32),
+            Value::String("x86_64".into()),
+            Value::Nil,
+        ],
+    );
+    match world.run(again).await {
+        Err(HandlerError::Fault(fault)) => {
+            assert_eq!(fault.fault_code, 1000);
+            assert_eq!(
+                fault.message,
+                format!("Repo {repo_id} not in INIT state (got 1)")
+            );
+        }
+        other => panic!("expected GenericError, got {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn legacy_and_kojira_argument_forms() {
+    let world = World::new().await;
+    let tag = populate(&world, "forms-build");
+    // kojira: [{id, name}, {opts, __starstar}]
+    let mut kw = std::collections::BTreeMap::new();
+    kw.insert(
+        "opts".to_owned(),
+        Value::Struct([("src".to_owned(), Value::Boolean(false))].into()),
+    );
+    kw.insert("__starstar".to_owned(), Value::Boolean(true));
+    let tag_struct = Value::Struct(
+        [
+            ("id".to_owned(), Value::Integer(tag as i32)),
+            ("name".to_owned(), Value::String("forms-build".into())),
+        ]
+        .into(),
+    );
+    let id = world.create("newRepo", vec![tag_struct.clone(), Value::Struct(kw)]);
+    world.run(id).await.expect("kojira form");
+    // Legacy booleans combined with opts are a ParameterError.
+    let id = world.create(
+        "newRepo",
+        vec![
+            tag_struct,
+            Value::Nil,
+            Value::Boolean(true),
+            Value::Nil,
+            Value::Nil,
+            Value::Struct(Default::default()),
+        ],
+    );
+    match world.run(id).await {
+        Err(HandlerError::Fault(fault)) => assert_eq!(fault.fault_code, 1019, "{fault:?}"),
+        other => panic!("{other:?}"),
+    }
+}
