@@ -276,3 +276,162 @@ async fn legacy_and_kojira_argument_forms() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An HTTP server on 127.0.0.1 for an external repo; killed on drop.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Served {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Served { child, port }
+}
+
+fn pkgorigins(repodata: &Path) -> String {
+    // Unique metadata file names: `<sha256>-pkgorigins.gz`.
+    let file = std::fs::read_dir(repodata)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("pkgorigins.gz"))
+        .unwrap_or_else(|| panic!("no pkgorigins.gz in {}", repodata.display()));
+    let output = std::process::Command::new("zcat")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[actix_rt::test]
+async fn external_repos_merge_in_each_mode_with_pkgorigins() {
+    let world = World::new().await;
+    // The external repo: a newer `hello` (shadowed by the tag's own in koji mode), a tool only
+    // it has, and a package the tag blocks.
+    let ext = world.workdir.path().join("external");
+    let ext_arch = ext.join("x86_64");
+    build_rpm(&ext_arch, "hello", "3.0", "x86_64", &[]);
+    build_rpm(&ext_arch, "ext-tool", "1.0", "x86_64", &[]);
+    build_rpm(&ext_arch, "ext-blocked", "1.0", "noarch", &[]);
+    let made = std::process::Command::new("createrepo_c")
+        .arg("-q")
+        .arg(&ext_arch)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = serve(&ext);
+    let url = format!("http://127.0.0.1:{}/$arch/", server.port);
+    let concrete = url.replace("$arch", "x86_64");
+
+    for mode in ["koji", "simple", "bare"] {
+        let tag_name = format!("merge-{mode}");
+        let tag = world.side.add_tag(&tag_name, &["x86_64"]);
+        let rpms = world.workdir.path().join(format!("rpms-{mode}"));
+        let own = build_rpm(&rpms, "hello", "2.0", "x86_64", &[]);
+        world.side.import_rpm(&own, tag, None).unwrap();
+        world
+            .side
+            .with_tag(tag, |t| t.blocked.push("ext-blocked".into()));
+        world
+            .side
+            .add_external_repo(tag, &format!("ext-{mode}"), &url, mode, None);
+        let id = world.create("newRepo", vec![Value::String(tag_name.clone())]);
+        let result = world
+            .run(id)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e:?}"));
+        let repodir = world.side.repo_dir(result[0].as_i64().unwrap()).unwrap();
+        let child = world
+            .hub
+            .tasks()
+            .into_iter()
+            .find(|t| t.parent == Some(id))
+            .unwrap();
+        assert!(
+            world.hub.task_output(child.id, "mergerepos.log").is_some(),
+            "{mode}: mergerepos.log uploaded"
+        );
+        let origins = pkgorigins(&repodir.join("x86_64/repodata"));
+        let origin_of = |nevra: &str| -> Option<String> {
+            origins
+                .lines()
+                .find(|l| l.starts_with(nevra))
+                .and_then(|l| l.split('\t').nth(1))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            origin_of("ext-tool-1.0-1.x86_64").as_deref(),
+            Some(concrete.as_str()),
+            "{mode}: {origins}"
+        );
+        let own_origin = origin_of("hello-2.0-1.x86_64").unwrap_or_default();
+        assert!(
+            own_origin.starts_with("file://") && own_origin.contains("_premerge"),
+            "{mode}: the tag's own package comes from the premerge repo: {origins}"
+        );
+        match mode {
+            "bare" => {
+                assert!(
+                    origin_of("hello-3.0-1.x86_64").is_some(),
+                    "bare keeps all: {origins}"
+                );
+                assert!(
+                    origin_of("ext-blocked").is_some(),
+                    "bare ignores the blocklist: {origins}"
+                );
+            }
+            "simple" => {
+                // Simple mode filters by the blocklist only, not by package name.
+                assert!(
+                    origin_of("hello-3.0-1.x86_64").is_some(),
+                    "simple: {origins}"
+                );
+                assert!(
+                    origin_of("ext-blocked").is_none(),
+                    "simple: blocked: {origins}"
+                );
+            }
+            _ => {
+                assert!(
+                    origin_of("hello-3.0-1.x86_64").is_none(),
+                    "koji: the tag's own package shadows the external one: {origins}"
+                );
+                assert!(
+                    origin_of("ext-blocked").is_none(),
+                    "koji: blocked: {origins}"
+                );
+            }
+        }
+    }
+}

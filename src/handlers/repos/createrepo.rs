@@ -280,10 +280,9 @@ async fn create_local_repo(
         if olddatadir.is_dir() {
             copy_tree(&olddatadir, &datadir)?;
             // pkgorigins belongs to the old merge; a stale one would misattribute packages.
-            let origins = datadir.join("pkgorigins.gz");
-            if origins.is_file() {
-                std::fs::remove_file(&origins).map_err(RepoError::io("cannot remove", &origins))?;
-            }
+            // kojid removes `pkgorigins.gz`; with unique metadata file names (createrepo_c's
+            // default) it is `<checksum>-pkgorigins.gz`, so both are removed.
+            remove_pkgorigins(&datadir)?;
             hand_over_tree(settings, outdir)?;
             cmd.push("--update".into());
             if settings.createrepo_skip_stat {
@@ -308,6 +307,20 @@ async fn create_local_repo(
         return Err(RepoError::generic(format!(
             "failed to create repo: {joined} exited with status {status}"
         )));
+    }
+    Ok(())
+}
+
+fn remove_pkgorigins(datadir: &Path) -> Result<(), RepoError> {
+    for entry in std::fs::read_dir(datadir).map_err(RepoError::io("cannot list", datadir))? {
+        let path = entry.map_err(RepoError::io("cannot list", datadir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "pkgorigins.gz" || name.ends_with("-pkgorigins.gz") {
+            std::fs::remove_file(&path).map_err(RepoError::io("cannot remove", &path))?;
+        }
     }
     Ok(())
 }
