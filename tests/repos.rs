@@ -435,3 +435,224 @@ async fn external_repos_merge_in_each_mode_with_pkgorigins() {
         }
     }
 }
+
+/// Builds `name` again with a marker in its Summary, standing in for a copy signed with `key`
+/// (same NEVRA; the metadata then shows which copy createrepo read).
+fn signed_variant(
+    world: &World,
+    name: &str,
+    version: &str,
+    arch: &str,
+    key: &str,
+) -> std::path::PathBuf {
+    let dir = world.workdir.path().join(format!("signed-{key}"));
+    let file = build_rpm(&dir, name, version, arch, &[]);
+    let output = std::process::Command::new("rpm")
+        .args(["-qp", "--qf", "%{SUMMARY}"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // Rebuild with the key in the summary.
+    let top = tempfile::tempdir().unwrap();
+    let spec = top.path().join("s.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: copy signed with {key}\nLicense: MIT\n%description\nx\n\
+             %install\nmkdir -p %{{buildroot}}/usr/share/{name}\necho {key} > %{{buildroot}}/usr/share/{name}/data\n%files\n/usr/share/{name}/data\n"
+        ),
+    )
+    .unwrap();
+    let status = std::process::Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("--define")
+        .arg("__os_install_post %{nil}")
+        .arg("--define")
+        .arg("_build_id_links none")
+        .args(["--target", arch])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let built = top
+        .path()
+        .join("RPMS")
+        .join(arch)
+        .join(format!("{name}-{version}-1.{arch}.rpm"));
+    std::fs::copy(&built, &file).unwrap();
+    file
+}
+
+fn dist_opts(extra: &[(&str, Value)]) -> Value {
+    let mut map: std::collections::BTreeMap<String, Value> = [
+        (
+            "arch".to_owned(),
+            Value::Array(vec![Value::String("x86_64".into())]),
+        ),
+        ("latest".to_owned(), Value::Boolean(true)),
+        ("inherit".to_owned(), Value::Boolean(false)),
+    ]
+    .into();
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), v.clone());
+    }
+    Value::Struct(map)
+}
+
+#[actix_rt::test]
+async fn dist_repo_with_two_keys_picks_the_right_signed_copies() {
+    let world = World::new().await;
+    std::fs::create_dir_all(world.topdir().join("repos-dist")).unwrap();
+    let tag = world.side.add_tag("dist-f1", &["x86_64"]);
+    let rpms = world.workdir.path().join("dist-rpms");
+    // alpha: signed with both keys → the first preferred key; bravo: only the second key;
+    // charlie: unsigned.
+    let alpha = world
+        .side
+        .import_rpm(&build_rpm(&rpms, "alpha", "1.0", "x86_64", &[]), tag, None)
+        .unwrap();
+    let bravo = world
+        .side
+        .import_rpm(&build_rpm(&rpms, "bravo", "1.0", "x86_64", &[]), tag, None)
+        .unwrap();
+    world
+        .side
+        .import_rpm(
+            &build_rpm(&rpms, "charlie", "1.0", "x86_64", &[]),
+            tag,
+            None,
+        )
+        .unwrap();
+    for (rpm, name, key) in [
+        (alpha, "alpha", "aaaa1111"),
+        (alpha, "alpha", "bbbb2222"),
+        (bravo, "bravo", "bbbb2222"),
+    ] {
+        let copy = signed_variant(&world, name, "1.0", "x86_64", key);
+        world
+            .side
+            .add_signature(rpm, key, Some(&copy), true)
+            .unwrap();
+    }
+    let (repo_id, _) = world
+        .side
+        .dist_repo_init(&world.hub, tag, &["x86_64"], false)
+        .unwrap();
+    let keys = Value::Array(vec![
+        Value::String("AAAA1111".into()),
+        Value::String("bbbb2222".into()),
+    ]);
+
+    // Without permission, the unsigned charlie fails the task with missing_signatures.log.
+    let id = world.create(
+        "distRepo",
+        vec![
+            Value::String("dist-f1".into()),
+            Value::Integer(repo_id as i32),
+            keys.clone(),
+            dist_opts(&[]),
+        ],
+    );
+    assert!(world.run(id).await.is_err());
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(id))
+        .unwrap();
+    let log = String::from_utf8_lossy(
+        &world
+            .hub
+            .task_output(child.id, "missing_signatures.log")
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(
+        log.contains("charlie-1.0-1.x86_64.rpm") && !log.contains("alpha"),
+        "{log}"
+    );
+
+    let (repo_id, _) = world
+        .side
+        .dist_repo_init(&world.hub, tag, &["x86_64"], false)
+        .unwrap();
+    let id = world.create(
+        "distRepo",
+        vec![
+            Value::String("dist-f1".into()),
+            Value::Integer(repo_id as i32),
+            keys,
+            dist_opts(&[
+                ("allow_missing_signatures", Value::Boolean(true)),
+                ("write_signed_rpms", Value::Boolean(true)),
+            ]),
+        ],
+    );
+    let result = world.run(id).await.expect("distRepo succeeds");
+    assert_eq!(
+        result,
+        serde_json::json!(format!("Dist repository #{repo_id} successfully generated"))
+    );
+    assert_eq!(world.side.repo(repo_id).unwrap().state, 1);
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(id))
+        .unwrap();
+    assert_eq!(
+        (
+            child.method.as_str(),
+            child.label.as_deref(),
+            child.arch.as_str()
+        ),
+        ("createdistrepo", Some("x86_64"), "noarch")
+    );
+    assert!(
+        world
+            .hub
+            .task_output(child.id, "written_signed_rpms.log")
+            .is_some()
+    );
+
+    let archdir = world.side.repo_dir(repo_id).unwrap().join("x86_64");
+    let kojipkgs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(archdir.join("kojipkgs")).unwrap()).unwrap();
+    assert_eq!(kojipkgs["alpha-1.0-1.x86_64.rpm"]["sigkey"], "aaaa1111");
+    assert_eq!(kojipkgs["bravo-1.0-1.x86_64.rpm"]["sigkey"], "bbbb2222");
+    assert!(kojipkgs["charlie-1.0-1.x86_64.rpm"]["sigkey"].is_null());
+    let pkglist = std::fs::read_to_string(archdir.join("pkglist")).unwrap();
+    assert!(
+        pkglist.contains("Packages/a/alpha-1.0-1.x86_64.rpm"),
+        "{pkglist}"
+    );
+    // The metadata was made from the chosen copies: their summaries say which key.
+    let script = format!(
+        "dnf -q --repofrompath=d,file://{} --repo=d repoquery --qf '%{{name}}:%{{summary}}' '*'",
+        archdir.display()
+    );
+    let output = in_image(
+        &format!("repos-dist-{}", std::process::id()),
+        &world.topdir(),
+        &script,
+    );
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listed.contains("alpha:copy signed with aaaa1111"),
+        "{listed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        listed.contains("bravo:copy signed with bbbb2222"),
+        "{listed}"
+    );
+    assert!(listed.contains("charlie:test package charlie"), "{listed}");
+    assert!(archdir.join("Packages/b/bravo-1.0-1.x86_64.rpm").is_file());
+}

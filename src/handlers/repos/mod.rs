@@ -7,6 +7,7 @@
 //! Operator view: `docs/repo-tasks.md`.
 
 pub mod createrepo;
+pub mod distrepo;
 pub mod files;
 pub mod newrepo;
 pub mod paths;
@@ -172,6 +173,21 @@ pub fn register(registry: &mut HandlerRegistry, services: RepoServices) {
         "createrepo",
         move |request: &TaskRequest, _info: &TaskInfo| {
             Box::new(createrepo::CreateRepo::new(request.clone(), s.clone()))
+                as Box<dyn TaskHandler>
+        },
+    );
+    let s = services.clone();
+    registry.register(
+        "distRepo",
+        move |request: &TaskRequest, _info: &TaskInfo| {
+            Box::new(distrepo::DistRepo::new(request.clone(), s.clone())) as Box<dyn TaskHandler>
+        },
+    );
+    let s = services;
+    registry.register(
+        "createdistrepo",
+        move |request: &TaskRequest, _info: &TaskInfo| {
+            Box::new(distrepo::CreateDistRepo::new(request.clone(), s.clone()))
                 as Box<dyn TaskHandler>
         },
     );
