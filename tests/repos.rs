@@ -656,3 +656,53 @@ async fn dist_repo_with_two_keys_picks_the_right_signed_copies() {
     assert!(listed.contains("charlie:test package charlie"), "{listed}");
     assert!(archdir.join("Packages/b/bravo-1.0-1.x86_64.rpm").is_file());
 }
+
+#[actix_rt::test]
+async fn copy_old_repodata_clones_identical_arches_only() {
+    let mut world = World::new().await;
+    world.settings.copy_old_repodata = true;
+    let tag = populate(&world, "clone-build");
+    let first = world.create("newRepo", vec![Value::String("clone-build".into())]);
+    let first_repo = world.run(first).await.unwrap()[0].as_i64().unwrap();
+
+    let second = world.create("newRepo", vec![Value::String("clone-build".into())]);
+    let second_repo = world.run(second).await.unwrap()[0].as_i64().unwrap();
+    assert!(
+        world.hub.tasks().iter().all(|t| t.parent != Some(second)),
+        "identical arches are cloned, not rebuilt"
+    );
+    let repodir = world.side.repo_dir(second_repo).unwrap();
+    let repo_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repodir.join("repo.json")).unwrap()).unwrap();
+    assert_eq!(repo_json["cloned_from_repo_id"], first_repo);
+    assert_eq!(
+        repo_json["cloned_archs"],
+        serde_json::json!(["aarch64", "x86_64"])
+    );
+    assert_eq!(
+        repomd(&repodir.join("x86_64")),
+        repomd(&world.side.repo_dir(first_repo).unwrap().join("x86_64"))
+    );
+
+    // A new x86_64 package changes that arch's pkglist only: x86_64 is rebuilt, aarch64 cloned.
+    let extra = build_rpm(
+        &world.workdir.path().join("more"),
+        "newpkg",
+        "1.0",
+        "x86_64",
+        &[],
+    );
+    world.side.import_rpm(&extra, tag, None).unwrap();
+    let third = world.create("newRepo", vec![Value::String("clone-build".into())]);
+    let third_repo = world.run(third).await.unwrap()[0].as_i64().unwrap();
+    let labels: Vec<_> = world
+        .hub
+        .tasks()
+        .into_iter()
+        .filter(|t| t.parent == Some(third))
+        .filter_map(|t| t.label)
+        .collect();
+    assert_eq!(labels, ["x86_64"]);
+    let md = repomd(&world.side.repo_dir(third_repo).unwrap().join("aarch64"));
+    assert!(md.contains("primary"));
+}

@@ -185,13 +185,38 @@ async fn new_repo(
     let mut cloned_archs = Vec::new();
     let mut to_build = Vec::new();
     let mut cloned_from: Option<i64> = None;
+    // Cloning needs the old repo on disk and no external repos on either side (their content
+    // may have changed since the old repo was made).
+    let clone_source = match (&oldrepo, settings.copy_old_repodata) {
+        (Some(old), true) => {
+            let old_path = old_repo_path(ctx, &settings.topdir, old).await?;
+            let new_external = external_repos(ctx, tag_id, Some(event_id)).await?;
+            let old_external = match old.get("tag_id").and_then(Value::as_i64) {
+                Some(old_tag) => {
+                    external_repos(
+                        ctx,
+                        old_tag,
+                        old.get("create_event").and_then(Value::as_i64),
+                    )
+                    .await?
+                }
+                None => true,
+            };
+            if new_external || old_external {
+                None
+            } else {
+                old_path
+            }
+        }
+        _ => None,
+    };
+    if clone_source.is_some() {
+        prepare_task_dir(settings, task_dir)?;
+    }
     for arch in &arches {
-        if settings.copy_old_repodata
-            && let Some(old) = &oldrepo
-            && let Some(old_path) = old_repo_path(ctx, &settings.topdir, old).await?
-            && repos_identical(&path, &old_path, arch)
+        if let (Some(old), Some(old_path)) = (&oldrepo, &clone_source)
+            && repos_identical(&path, old_path, arch)
         {
-            prepare_task_dir(settings, task_dir).ok();
             let uploaded = copy_old_repodata(ctx, services, &old_path, arch, task_dir).await?;
             data.insert(arch.clone(), uploaded);
             cloned_archs.push(json!(arch));
@@ -348,6 +373,23 @@ async fn find_old_repo(
     Ok(None)
 }
 
+/// Whether the tag has external repos at `event`.
+async fn external_repos(
+    ctx: &TaskContext,
+    tag_id: i64,
+    event: Option<i64>,
+) -> Result<bool, RepoError> {
+    let mut kwargs = Map::new();
+    if let Some(event) = event {
+        kwargs.insert("event".into(), json!(event));
+    }
+    let list = ctx
+        .hub
+        .call("getExternalRepoList", vec![json!(tag_id)], kwargs)
+        .await?;
+    Ok(list.as_array().is_some_and(|l| !l.is_empty()))
+}
+
 async fn old_repo_path(
     ctx: &TaskContext,
     topdir: &Path,
@@ -369,8 +411,9 @@ fn read_json(path: &Path) -> Option<Value> {
         .and_then(|text| serde_json::from_str(&text).ok())
 }
 
-/// kojid's identity rules for `copy_old_repodata`: same repo options, same comps, no external
-/// repos on either side, and the same `pkglist` and `blocklist` for the arch.
+/// kojid's identity rules for `copy_old_repodata` as far as the files tell: same repo options,
+/// same comps, and the same `pkglist` and `blocklist` for the arch (the external-repo rule is
+/// checked against the hub by the caller).
 pub fn repos_identical(new: &Path, old: &Path, arch: &str) -> bool {
     let (Some(new_json), Some(old_json)) = (
         read_json(&new.join("repo.json")),
@@ -392,14 +435,6 @@ pub fn repos_identical(new: &Path, old: &Path, arch: &str) -> bool {
         _ => false,
     };
     if !same_file("groups/comps.xml") {
-        return false;
-    }
-    let has_external = |json: &Value| {
-        json.get("external_repos")
-            .and_then(Value::as_array)
-            .is_some_and(|list| !list.is_empty())
-    };
-    if has_external(&new_json) || has_external(&old_json) {
         return false;
     }
     same_file(&format!("{arch}/pkglist"))
@@ -437,4 +472,90 @@ async fn copy_old_repodata(
         format!("{}/{arch}", task_relpath(ctx.task_id)),
         names
     ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(params: Vec<Value>) -> TaskRequest {
+        TaskRequest::decode(params)
+    }
+
+    #[test]
+    fn legacy_booleans_become_opts() {
+        let r = request(vec![json!("f42-build"), Value::Null, json!(true), json!(1)]);
+        let opts = repo_opts(&r).unwrap().unwrap();
+        assert_eq!(opts.get("src"), Some(&json!(true)));
+        assert_eq!(opts.get("debuginfo"), Some(&json!(true)));
+        assert!(!opts.contains_key("separate_src"));
+        assert_eq!(repo_opts(&request(vec![json!("t")])).unwrap(), None);
+    }
+
+    #[test]
+    fn opts_and_legacy_booleans_together_are_refused() {
+        let r = request(vec![
+            json!("t"),
+            json!({"__starstar": true, "src": true, "opts": {"debuginfo": true}}),
+        ]);
+        assert!(matches!(repo_opts(&r), Err(HandlerError::Fault(f)) if f.fault_code == 1019));
+        let bad = request(vec![
+            json!("t"),
+            json!({"__starstar": true, "opts": {"bogus": 1}}),
+        ]);
+        assert!(repo_opts(&bad).is_err());
+    }
+
+    fn repo(dir: &Path, comps: &str, pkglist: &str, debuginfo: bool) {
+        std::fs::create_dir_all(dir.join("groups")).unwrap();
+        std::fs::create_dir_all(dir.join("x86_64/repodata")).unwrap();
+        std::fs::write(dir.join("groups/comps.xml"), comps).unwrap();
+        std::fs::write(dir.join("x86_64/pkglist"), pkglist).unwrap();
+        std::fs::write(dir.join("x86_64/blocklist"), "").unwrap();
+        std::fs::write(
+            dir.join("repo.json"),
+            json!({"with_debuginfo": debuginfo, "with_src": false, "with_separate_src": false})
+                .to_string(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn identity_rules_compare_options_comps_and_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, c, d) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+            tmp.path().join("d"),
+        );
+        repo(&a, "<comps/>", "toplink/x.rpm\n", false);
+        repo(&b, "<comps/>", "toplink/x.rpm\n", false);
+        repo(&c, "<comps/>", "toplink/y.rpm\n", false);
+        repo(&d, "<comps/>", "toplink/x.rpm\n", true);
+        assert!(repos_identical(&a, &b, "x86_64"));
+        assert!(!repos_identical(&a, &c, "x86_64"), "pkglist differs");
+        assert!(
+            !repos_identical(&a, &d, "x86_64"),
+            "debuginfo option differs"
+        );
+        assert!(
+            !repos_identical(&a, &b, "aarch64"),
+            "no old repodata for that arch"
+        );
+        std::fs::write(b.join("groups/comps.xml"), "<comps>x</comps>").unwrap();
+        assert!(!repos_identical(&a, &b, "x86_64"), "comps differs");
+    }
+
+    #[test]
+    fn arches_are_dirs_with_a_pkglist() {
+        let tmp = tempfile::tempdir().unwrap();
+        for dir in ["x86_64", "aarch64", "groups", "empty"] {
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        std::fs::write(tmp.path().join("x86_64/pkglist"), "").unwrap();
+        std::fs::write(tmp.path().join("aarch64/pkglist"), "x").unwrap();
+        std::fs::write(tmp.path().join("groups/pkglist"), "x").unwrap();
+        assert_eq!(repo_arches(tmp.path()).unwrap(), ["aarch64", "x86_64"]);
+    }
 }
