@@ -217,7 +217,7 @@ async fn new_repo(
         if let (Some(old), Some(old_path)) = (&oldrepo, &clone_source)
             && repos_identical(&path, old_path, arch)
         {
-            let uploaded = copy_old_repodata(ctx, services, &old_path, arch, task_dir).await?;
+            let uploaded = copy_old_repodata(ctx, services, old_path, arch, task_dir).await?;
             data.insert(arch.clone(), uploaded);
             cloned_archs.push(json!(arch));
             cloned_from = old.get("id").and_then(Value::as_i64);
