@@ -62,7 +62,10 @@ fn rpms(count: usize) -> Vec<PathBuf> {
             .unwrap()
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('b')))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('b'))
+            })
             .collect();
         batch_files.sort();
         files.extend(batch_files);
@@ -121,7 +124,13 @@ async fn main() {
         .unwrap_or_else(|| vec![1000, 10_000]);
     println!(
         "{:>7} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}",
-        "rpms", "newRepo s", "createrepo s", "by hand s", "update newRepo", "update task", "update by hand"
+        "rpms",
+        "newRepo s",
+        "createrepo s",
+        "by hand s",
+        "update newRepo",
+        "update task",
+        "update by hand"
     );
     for count in sizes {
         let files = rpms(count);
@@ -132,13 +141,17 @@ async fn main() {
 
         let first = world.create("newRepo", vec![Value::String(tag_name.clone())]);
         let started = Instant::now();
-        let repo = world.run(first).await.expect("newRepo")[0].as_i64().unwrap();
+        let repo = world.run(first).await.expect("newRepo")[0]
+            .as_i64()
+            .unwrap();
         let full = secs(started);
         let full_task = createrepo_seconds(&world, first);
 
         let second = world.create("newRepo", vec![Value::String(tag_name.clone())]);
         let started = Instant::now();
-        let repo2 = world.run(second).await.expect("newRepo --update")[0].as_i64().unwrap();
+        let repo2 = world.run(second).await.expect("newRepo --update")[0]
+            .as_i64()
+            .unwrap();
         let update = secs(started);
         let update_task = createrepo_seconds(&world, second);
 

@@ -706,3 +706,32 @@ async fn copy_old_repodata_clones_identical_arches_only() {
     let md = repomd(&world.side.repo_dir(third_repo).unwrap().join("aarch64"));
     assert!(md.contains("primary"));
 }
+
+#[actix_rt::test]
+async fn legacy_upload_file_path_delivers_the_metadata() {
+    let mut world = World::new().await;
+    world.legacy_uploads = true;
+    populate(&world, "legacy-build");
+    let id = world.create("newRepo", vec![Value::String("legacy-build".into())]);
+    let repo_id = world.run(id).await.unwrap()[0].as_i64().unwrap();
+    assert!(
+        world
+            .hub
+            .called_methods()
+            .contains(&"uploadFile".to_owned())
+    );
+    assert!(!world.hub.called_methods().contains(&"rawUpload".to_owned()));
+    let x86 = world.side.repo_dir(repo_id).unwrap().join("x86_64");
+    assert!(repomd(&x86).contains("primary"));
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(id))
+        .unwrap();
+    let log = world
+        .hub
+        .task_output(child.id, "createrepo.log")
+        .expect("log sent whole at the end");
+    assert!(String::from_utf8_lossy(&log).contains("Package count: 2"));
+}

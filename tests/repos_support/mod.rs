@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use koji_adjutant::handlers::repos::files::{ClientFiles, FixedFiles};
+use koji_adjutant::handlers::repos::files::{ClientFiles, FixedFiles, HubCallFilesProvider};
 use koji_adjutant::handlers::repos::{RepoServices, RepoSettings, register};
 use koji_adjutant::hub::client::HubClient;
 use koji_adjutant::hub::options::HubOptions;
@@ -250,6 +250,8 @@ pub struct World {
     pub run_dir: tempfile::TempDir,
     pub runtime: Arc<dyn ContainerRuntime>,
     pub settings: RepoSettings,
+    /// Upload with the legacy `uploadFile` through the task's `TaskHub` instead of rawUpload.
+    pub legacy_uploads: bool,
 }
 
 fn open_up(path: &Path) {
@@ -306,6 +308,7 @@ impl World {
             run_dir,
             runtime,
             settings,
+            legacy_uploads: false,
         }
     }
 
@@ -319,9 +322,13 @@ impl World {
             &mut registry,
             RepoServices {
                 settings: Arc::new(self.settings.clone()),
-                files: Arc::new(FixedFiles(Arc::new(ClientFiles {
-                    client: self.client.clone(),
-                }))),
+                files: if self.legacy_uploads {
+                    Arc::new(HubCallFilesProvider)
+                } else {
+                    Arc::new(FixedFiles(Arc::new(ClientFiles {
+                        client: self.client.clone(),
+                    })))
+                },
             },
         );
         registry
