@@ -81,6 +81,61 @@ async fn new_repo_over_two_arches_is_installable_with_dnf() {
         );
     }
 
+    // The handlers' own calls in the order of the golden `newrepo` transcript (kojid 1.35.3):
+    // task:1 getTag, host.repoInit, getRepo, getFullInheritance, host.subtask…, host.taskSetWait,
+    // …, host.repoDone; task:2 repoInfo, getExternalRepoList, getTag, uploads.
+    let handler_calls: Vec<String> = world
+        .hub
+        .called_methods()
+        .into_iter()
+        .filter(|m| {
+            [
+                "getTag",
+                "host.repoInit",
+                "getRepo",
+                "getFullInheritance",
+                "host.subtask",
+                "host.taskSetWait",
+                "host.repoDone",
+                "repoInfo",
+                "getExternalRepoList",
+            ]
+            .contains(&m.as_str())
+        })
+        .collect();
+    assert_eq!(
+        handler_calls[..7],
+        [
+            "getTag",
+            "host.repoInit",
+            "getRepo",
+            "getFullInheritance",
+            "host.subtask",
+            "host.subtask",
+            "host.taskSetWait"
+        ],
+        "{handler_calls:?}"
+    );
+    let child_calls: Vec<&str> = handler_calls[7..handler_calls.len() - 1]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        child_calls,
+        [
+            "repoInfo",
+            "getExternalRepoList",
+            "getTag",
+            "repoInfo",
+            "getExternalRepoList",
+            "getTag"
+        ]
+    );
+    assert_eq!(
+        handler_calls.last().map(String::as_str),
+        Some("host.repoDone")
+    );
+
     let repodir = world.side.repo_dir(repo_id).unwrap();
     for arch in ["x86_64", "aarch64"] {
         let md = repomd(&repodir.join(arch));
