@@ -162,6 +162,25 @@ pub struct RepoServices {
     pub files: Arc<dyn TaskFilesProvider>,
 }
 
+impl RepoServices {
+    pub fn new(settings: RepoSettings, files: Arc<dyn TaskFilesProvider>) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            files,
+        }
+    }
+
+    /// From the loaded configuration, uploading with the legacy `uploadFile` through each
+    /// task's `TaskHub` (works with any worker); a worker that keeps the task's `HubClient`
+    /// should pass a provider of [`files::ClientFiles`] instead, for rawUpload and live logs.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(
+            RepoSettings::from_settings(&config.kojid, &config.adjutant),
+            Arc::new(files::HubCallFilesProvider),
+        )
+    }
+}
+
 /// Registers `newRepo`, `createrepo`, `distRepo` and `createdistrepo`.
 pub fn register(registry: &mut HandlerRegistry, services: RepoServices) {
     let s = services.clone();
@@ -191,4 +210,51 @@ pub fn register(registry: &mut HandlerRegistry, services: RepoServices) {
                 as Box<dyn TaskHandler>
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigSource, load};
+
+    fn settings(conf: &str) -> RepoSettings {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kojid.conf");
+        std::fs::write(&path, conf).unwrap();
+        let config = load(&ConfigSource {
+            path: Some(path),
+            overrides: Vec::new(),
+            env: Default::default(),
+        })
+        .unwrap();
+        RepoSettings::from_settings(&config.kojid, &config.adjutant)
+    }
+
+    #[test]
+    fn defaults_are_kojids_with_the_shared_label() {
+        let s = settings(
+            "[kojid]\nserver = http://hub.example/kojihub\ntopurl = http://hub.example/kojifiles\n",
+        );
+        assert_eq!(s.topdir, PathBuf::from("/mnt/koji"));
+        assert_eq!(s.workdir, PathBuf::from("/var/tmp/koji"));
+        assert!(s.use_createrepo_c && s.createrepo_update && s.createrepo_skip_stat);
+        assert!(!s.copy_old_repodata && !s.distrepo_skip_stat);
+        assert_eq!(s.selinux_label, SelinuxLabel::Shared);
+        assert_eq!(s.tool_user, DEFAULT_TOOL_USER);
+        assert_eq!(s, RepoSettings::new("/mnt/koji", "/var/tmp/koji"));
+    }
+
+    #[test]
+    fn keys_reach_the_repo_settings() {
+        let s = settings(
+            "[kojid]\nserver = http://hub.example/kojihub\ntopurl = http://hub.example/kojifiles\ntopdir = /srv/koji\ncreaterepo_update = False\n\
+             createrepo_skip_stat = no\ncopy_old_repodata = yes\n[adjutant]\nselinux_label = none\n\
+             container_mounts = /etc/pki:/etc/pki:ro\n",
+        );
+        assert_eq!(s.topdir, PathBuf::from("/srv/koji"));
+        assert!(!s.createrepo_update && !s.createrepo_skip_stat && s.copy_old_repodata);
+        assert_eq!(s.selinux_label, SelinuxLabel::None);
+        assert_eq!(s.extra_mounts.len(), 1);
+        assert!(s.extra_mounts[0].read_only);
+    }
 }
