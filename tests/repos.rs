@@ -790,3 +790,84 @@ async fn legacy_upload_file_path_delivers_the_metadata() {
         .expect("log sent whole at the end");
     assert!(String::from_utf8_lossy(&log).contains("Package count: 2"));
 }
+
+#[actix_rt::test]
+async fn missing_signed_copies_fail_until_written_by_the_hub() {
+    let world = World::new().await;
+    std::fs::create_dir_all(world.topdir().join("repos-dist")).unwrap();
+    let tag = world.side.add_tag("dist-f2", &["x86_64"]);
+    let rpms = world.workdir.path().join("dist2");
+    let delta = world
+        .side
+        .import_rpm(&build_rpm(&rpms, "delta", "1.0", "x86_64", &[]), tag, None)
+        .unwrap();
+    // The hub knows the signature but no signed copy is on disk yet.
+    let copy = world
+        .side
+        .add_signature(delta, "cccc3333", None, false)
+        .unwrap();
+    assert!(!copy.exists());
+    let keys = Value::Array(vec![Value::String("cccc3333".into())]);
+
+    let (repo_id, _) = world
+        .side
+        .dist_repo_init(&world.hub, tag, &["x86_64"], false)
+        .unwrap();
+    let id = world.create(
+        "distRepo",
+        vec![
+            Value::String("dist-f2".into()),
+            Value::Integer(repo_id as i32),
+            keys.clone(),
+            dist_opts(&[]),
+        ],
+    );
+    match world.run(id).await {
+        Err(HandlerError::Fault(fault)) => {
+            assert!(fault.message.contains("missing_files.log"), "{fault:?}")
+        }
+        other => panic!("expected a GenericError, got {other:?}"),
+    }
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(id))
+        .unwrap();
+    let log = String::from_utf8_lossy(
+        &world
+            .hub
+            .task_output(child.id, "missing_files.log")
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(
+        log.contains("data/signed/cccc3333/x86_64/delta-1.0-1.x86_64.rpm"),
+        "{log}"
+    );
+
+    let (repo_id, _) = world
+        .side
+        .dist_repo_init(&world.hub, tag, &["x86_64"], false)
+        .unwrap();
+    let id = world.create(
+        "distRepo",
+        vec![
+            Value::String("dist-f2".into()),
+            Value::Integer(repo_id as i32),
+            keys,
+            dist_opts(&[("write_signed_rpms", Value::Boolean(true))]),
+        ],
+    );
+    world
+        .run(id)
+        .await
+        .expect("the hub wrote the signed copy first");
+    assert!(copy.is_file());
+    assert_eq!(
+        world.side.world.lock().unwrap().signed_writes,
+        [(delta, "cccc3333".to_owned())]
+    );
+    let archdir = world.side.repo_dir(repo_id).unwrap().join("x86_64");
+    assert!(archdir.join("Packages/d/delta-1.0-1.x86_64.rpm").is_file());
+}
