@@ -237,11 +237,18 @@ impl RepoWorld {
             .filter_map(|id| self.tags.get(id))
             .flat_map(|t| t.blocked.iter())
             .collect();
+        let sources = self.source_names();
+        let package_of = |rpm: &FakeRpm| {
+            sources
+                .get(&rpm.build_id)
+                .cloned()
+                .unwrap_or_else(|| rpm.name.clone())
+        };
         let mut chosen: Vec<&FakeRpm> = Vec::new();
         let mut seen_packages: BTreeMap<String, i64> = BTreeMap::new();
         for id in &chain {
             for rpm in self.rpms.values().filter(|r| r.tags.contains(id)) {
-                let package = self.package_of(rpm);
+                let package = package_of(rpm);
                 if blocked.contains(&&package) {
                     continue;
                 }
@@ -258,22 +265,22 @@ impl RepoWorld {
                 chosen.sort_by_key(|r| std::cmp::Reverse(r.build_id));
                 let mut newest: BTreeMap<String, i64> = BTreeMap::new();
                 for rpm in &chosen {
-                    newest.entry(self.package_of(rpm)).or_insert(rpm.build_id);
+                    newest.entry(package_of(rpm)).or_insert(rpm.build_id);
                 }
-                chosen.retain(|r| newest.get(&self.package_of(r)) == Some(&r.build_id));
+                chosen.retain(|r| newest.get(&package_of(r)) == Some(&r.build_id));
             }
         }
         chosen.sort_by_key(|r| r.id);
         chosen
     }
 
-    /// The source package name: the build's name (every RPM of a build shares it).
-    fn package_of(&self, rpm: &FakeRpm) -> String {
+    /// Build id → source package name, for the builds whose SRPM is known.
+    fn source_names(&self) -> std::collections::HashMap<i64, String> {
         self.rpms
             .values()
-            .filter(|r| r.build_id == rpm.build_id)
-            .find(|r| r.arch == "src")
-            .map_or_else(|| rpm.name.clone(), |r| r.name.clone())
+            .filter(|r| r.arch == "src")
+            .map(|r| (r.build_id, r.name.clone()))
+            .collect()
     }
 
     fn repo_value(&self, repo: &FakeRepoRecord) -> Json {
@@ -675,12 +682,19 @@ impl RepoSide {
                 .output()
                 .map_err(|e| format!("cannot run rpm: {e}"))?;
             if !output.status.success() {
-                return Err(format!("rpm -qp failed: {}", String::from_utf8_lossy(&output.stderr)));
+                return Err(format!(
+                    "rpm -qp failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
             }
             let text = String::from_utf8_lossy(&output.stdout).to_string();
             let lines: Vec<&str> = text.lines().collect();
             if lines.len() != batch.len() {
-                return Err(format!("rpm -qp gave {} headers for {} files", lines.len(), batch.len()));
+                return Err(format!(
+                    "rpm -qp gave {} headers for {} files",
+                    lines.len(),
+                    batch.len()
+                ));
             }
             let mut world = lock(&self.world);
             for (file, line) in batch.iter().zip(lines) {
@@ -697,7 +711,11 @@ impl RepoSide {
                     version: f[1].to_owned(),
                     release: f[2].to_owned(),
                     epoch: f[3].parse().ok(),
-                    arch: if f[7] == "1" { "src".to_owned() } else { f[4].to_owned() },
+                    arch: if f[7] == "1" {
+                        "src".to_owned()
+                    } else {
+                        f[4].to_owned()
+                    },
                     size: f[5].parse().unwrap_or_default(),
                     payloadhash: f[6].to_owned(),
                     sigs: Vec::new(),
@@ -708,7 +726,8 @@ impl RepoSide {
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
                 }
-                std::fs::copy(file, &dest).map_err(|e| format!("copy to {}: {e}", dest.display()))?;
+                std::fs::copy(file, &dest)
+                    .map_err(|e| format!("copy to {}: {e}", dest.display()))?;
                 world.rpms.insert(id, rpm);
                 ids.push(id);
             }
@@ -868,6 +887,7 @@ fn list_tagged_rpms(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFau
     };
     let mut rpms = Vec::new();
     let mut builds: BTreeMap<i64, Json> = BTreeMap::new();
+    let sources = world.source_names();
     for rpm in world.tagged_rpms(tag.id, inherit, latest) {
         if arches.as_ref().is_some_and(|a| !a.contains(&rpm.arch)) {
             continue;
@@ -889,9 +909,10 @@ fn list_tagged_rpms(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFau
             rpms.push(info);
         }
         builds.entry(rpm.build_id).or_insert_with(|| {
-            json!({"build_id": rpm.build_id, "id": rpm.build_id, "name": world.package_of(rpm),
+            let package = sources.get(&rpm.build_id).unwrap_or(&rpm.name);
+            json!({"build_id": rpm.build_id, "id": rpm.build_id, "name": package,
                    "version": rpm.version, "release": rpm.release, "epoch": rpm.epoch,
-                   "nvr": format!("{}-{}-{}", world.package_of(rpm), rpm.version, rpm.release),
+                   "nvr": format!("{package}-{}-{}", rpm.version, rpm.release),
                    "draft": rpm.draft, "volume_name": "DEFAULT", "volume_id": 0,
                    "tag_id": tag.id, "tag_name": tag.name, "state": 1})
         });
