@@ -78,11 +78,30 @@ fn secs(start: Instant) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// createrepo_c on the host with kojid's arguments; returns seconds.
-fn by_hand(repodir: &Path, comps: &Path, out: &Path, old: Option<&Path>) -> f64 {
+/// createrepo_c with kojid's arguments, on the host or (with `topdir`) in a throw-away
+/// container of the builder image; returns seconds.
+fn by_hand(
+    repodir: &Path,
+    comps: &Path,
+    out: &Path,
+    old: Option<&Path>,
+    topdir: Option<&Path>,
+) -> f64 {
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).unwrap();
-    let mut command = Command::new("createrepo_c");
+    let mut command = match topdir {
+        None => Command::new("createrepo_c"),
+        Some(topdir) => {
+            let mut podman = Command::new("podman");
+            podman
+                .args(["run", "--rm", "--network=none", "-v"])
+                .arg(format!("{0}:{0}:ro", topdir.display()))
+                .arg("-v")
+                .arg(format!("{0}:{0}:rw", out.display()))
+                .args([repos_support::IMAGE, "createrepo_c"]);
+            podman
+        }
+    };
     command
         .args(["--error-exit-val", "-q", "-o"])
         .arg(out)
@@ -123,14 +142,16 @@ async fn main() {
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10_000]);
     println!(
-        "{:>7} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "{:>7} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}",
         "rpms",
         "newRepo s",
         "createrepo s",
         "by hand s",
+        "podman run s",
         "update newRepo",
         "update task",
-        "update by hand"
+        "update by hand",
+        "update podman"
     );
     for count in sizes {
         let files = rpms(count);
@@ -158,15 +179,20 @@ async fn main() {
         let dir = world.side.repo_dir(repo2).unwrap();
         let comps = dir.join("groups/comps.xml");
         let out = world.workdir.path().join("by-hand");
-        let hand = by_hand(&dir.join("x86_64"), &comps, &out, None);
+        let topdir = world.topdir();
         let old = world.side.repo_dir(repo).unwrap().join("x86_64/repodata");
-        let hand_update = by_hand(&dir.join("x86_64"), &comps, &out, Some(&old));
+        let x86 = dir.join("x86_64");
+        let hand = by_hand(&x86, &comps, &out, None, None);
+        let hand_update = by_hand(&x86, &comps, &out, Some(&old), None);
+        let podman = by_hand(&x86, &comps, &out, None, Some(&topdir));
+        let podman_update = by_hand(&x86, &comps, &out, Some(&old), Some(&topdir));
         println!(
-            "{count:>7} {full:>14.2} {full_task:>14.2} {hand:>14.2} {update:>14.2} {update_task:>14.2} {hand_update:>14.2}"
+            "{count:>7} {full:>14.2} {full_task:>14.2} {hand:>14.2} {podman:>14.2} {update:>14.2} {update_task:>14.2} {hand_update:>14.2} {podman_update:>14.2}"
         );
     }
     println!(
         "newRepo = whole parent task incl. subtask scheduling, container start, uploads and repoDone; \
-         createrepo = the createrepo subtask from open to close; by hand = createrepo_c alone on the host."
+         createrepo = the createrepo subtask from open to close; by hand = createrepo_c alone on the host; \
+         podman run = the same in a fresh container of the builder image."
     );
 }

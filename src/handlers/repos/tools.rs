@@ -152,20 +152,35 @@ impl<'a> ToolBox<'a> {
             stdin: None,
             timeout: None,
         };
-        let exec = self.ctx.containers.exec(&container, &spec, sink);
-        tokio::pin!(exec);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut exec => break outcome?,
-                _ = tick.tick() => {
-                    if let Err(error) = self.files.sync_log(&mut live).await {
-                        tracing::warn!(task_id = self.ctx.task_id, %error, log = log_name, "live log upload failed; will retry");
+        // The live upload runs beside the step, never instead of it: while a chunk is being
+        // sent the step's output must still be read, or a chatty tool (createrepo_c -vd prints
+        // a line per package) blocks on a full pipe.
+        let done = tokio_util::sync::CancellationToken::new();
+        let step_done = done.clone();
+        let step = async {
+            let outcome = self.ctx.containers.exec(&container, &spec, sink).await;
+            step_done.cancel();
+            outcome
+        };
+        let files = Arc::clone(&self.files);
+        let task_id = self.ctx.task_id;
+        let live_log = &mut live;
+        let mirror = async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = done.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(error) = files.sync_log(live_log).await {
+                            tracing::warn!(task_id, %error, log = log_name, "live log upload failed; will retry");
+                        }
                     }
                 }
             }
         };
+        let (outcome, ()) = tokio::join!(step, mirror);
+        let outcome = outcome?;
         self.files.finish_log(&mut live, &log_path).await?;
         Ok(outcome.exit_code)
     }
