@@ -871,3 +871,68 @@ async fn missing_signed_copies_fail_until_written_by_the_hub() {
     let archdir = world.side.repo_dir(repo_id).unwrap().join("x86_64");
     assert!(archdir.join("Packages/d/delta-1.0-1.x86_64.rpm").is_file());
 }
+
+#[actix_rt::test]
+async fn createrepo_checks_the_repo_directory() {
+    let world = World::new().await;
+    let tag = populate(&world, "dirs-build");
+    let init = world
+        .client
+        .call_json(
+            "host.repoInit",
+            &[serde_json::json!(tag)],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let repo_id = init[0].as_i64().unwrap();
+    let args = |arch: &str| {
+        vec![
+            Value::Integer(repo_id as i32),
+            Value::String(arch.into()),
+            Value::Nil,
+        ]
+    };
+
+    let id = world.create("createrepo", args("s390x"));
+    match world.run(id).await {
+        Err(HandlerError::Fault(fault)) => {
+            assert_eq!(fault.fault_code, 1000);
+            assert!(
+                fault.message.starts_with("Repo directory missing: "),
+                "{}",
+                fault.message
+            );
+            assert!(
+                fault.message.ends_with("/dirs-build/")
+                    || fault.message.contains(&format!("/{repo_id}/s390x"))
+            );
+        }
+        other => panic!("expected GenericError, got {other:?}"),
+    }
+
+    std::fs::rename(
+        world.topdir().join("repos"),
+        world.topdir().join("repos.away"),
+    )
+    .unwrap();
+    let id = world.create("createrepo", args("x86_64"));
+    match world.run(id).await {
+        Err(HandlerError::Refuse {
+            soft: true,
+            message,
+        }) => {
+            assert!(message.starts_with("No access to repos dir"), "{message}")
+        }
+        other => panic!("expected a soft refusal, got {other:?}"),
+    }
+    std::fs::rename(
+        world.topdir().join("repos.away"),
+        world.topdir().join("repos"),
+    )
+    .unwrap();
+
+    // A path-like arch never reaches the file system.
+    let id = world.create("createrepo", args("../x86_64"));
+    assert!(matches!(world.run(id).await, Err(HandlerError::Fault(f)) if f.fault_code == 1019));
+}
