@@ -904,8 +904,11 @@ async fn createrepo_checks_the_repo_directory() {
                 fault.message
             );
             assert!(
-                fault.message.ends_with("/dirs-build/")
-                    || fault.message.contains(&format!("/{repo_id}/s390x"))
+                fault
+                    .message
+                    .ends_with(&format!("/repos/dirs-build/{repo_id}/s390x")),
+                "{}",
+                fault.message
             );
         }
         other => panic!("expected GenericError, got {other:?}"),
