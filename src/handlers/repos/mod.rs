@@ -171,12 +171,24 @@ impl RepoServices {
     }
 
     /// From the loaded configuration, uploading with the legacy `uploadFile` through each
-    /// task's `TaskHub` (works with any worker); a worker that keeps the task's `HubClient`
-    /// should pass a provider of [`files::ClientFiles`] instead, for rawUpload and live logs.
+    /// task's `TaskHub` (works with any worker, but logs are sent whole at the end).
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self::new(
             RepoSettings::from_settings(&config.kojid, &config.adjutant),
             Arc::new(files::HubCallFilesProvider),
+        )
+    }
+
+    /// From the loaded configuration, uploading with rawUpload and live logs through `client`
+    /// (the worker's main session: the hub lets the host upload into any task it has OPEN, and
+    /// the client serialises its calls). This is what the worker should register.
+    pub fn from_config_with_client(
+        config: &crate::config::Config,
+        client: crate::hub::client::HubClient,
+    ) -> Self {
+        Self::new(
+            RepoSettings::from_settings(&config.kojid, &config.adjutant),
+            Arc::new(files::FixedFiles(Arc::new(files::ClientFiles { client }))),
         )
     }
 }
