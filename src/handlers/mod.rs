@@ -8,6 +8,7 @@ pub mod hubcalls;
 pub mod hubfiles;
 pub mod livelogs;
 pub mod register;
+pub mod repos;
 pub mod rpmheader;
 pub mod services;
 pub mod tag_build;

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dispatch;
 pub mod faults;
 pub mod inject;
+pub mod repos;
 pub mod server;
 pub mod state;
 pub mod tasks;
