@@ -14,6 +14,7 @@ use koji_adjutant::config::{self, Config, ConfigError};
 use koji_adjutant::doctor::{self, Check};
 use koji_adjutant::hub::{self, options::HubOptions};
 use koji_adjutant::logging;
+use koji_adjutant::podman::PodmanRuntime;
 use koji_adjutant::worker::{self, RunOutcome};
 
 const EXIT_FAILURE: u8 = 1;
@@ -162,6 +163,7 @@ fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, std::io::Err
 fn doctor_checks(config: &Config, offline: bool) -> Vec<Check> {
     let mut checks = doctor::config_checks(config);
     checks.extend(koji_adjutant::buildroot::doctor_checks(config));
+    checks.extend(podman_checks(config));
     if offline {
         return checks;
     }
@@ -174,6 +176,34 @@ fn doctor_checks(config: &Config, offline: bool) -> Vec<Check> {
         )),
     }
     checks
+}
+
+/// podman itself, the configured image, limits and this worker's leftover containers.
+fn podman_checks(config: &Config) -> Vec<Check> {
+    let options = match worker::settings::podman_options(config) {
+        Ok(options) => options,
+        Err(err) => {
+            return vec![Check::fail(
+                "podman",
+                err.to_string(),
+                "fix the container settings in [adjutant]",
+            )];
+        }
+    };
+    let runtime = PodmanRuntime::new(options);
+    let images = [(
+        config.adjutant.task_image_default.clone(),
+        worker::settings::pull_policy(config.adjutant.image_pull_policy),
+    )];
+    let worker_id = worker::settings::worker_id(config);
+    match block_on(runtime.doctor_checks(&worker_id, &images)) {
+        Ok(checks) => checks,
+        Err(err) => vec![Check::fail(
+            "podman",
+            format!("cannot start the async runtime for the podman checks: {err}"),
+            "check the process limits (threads, file descriptors)",
+        )],
+    }
 }
 
 fn hub_call(config: &Config, args: &cli::HubCallArgs) -> ExitCode {

@@ -84,10 +84,17 @@ impl Worker {
             "[kojid]\nserver = {url}\ntopurl = http://127.0.0.1:1/kojifiles\nuser = {HOST}\npassword = {PASSWORD}\n\
              {defaults}mockdir = {mockdir}\nretry_interval = 1\noffline_retry_interval = 2\n\
              workdir = {workdir}\n{extra}\n\
-             [adjutant]\nworker_id = {worker_id}\nmonitoring_enabled = false\npolicy_enabled = false\n{adjutant}\n",
+             [adjutant]\nworker_id = {worker_id}\n{monitoring}policy_enabled = false\n{adjutant}\n",
             url = hub.url(),
             mockdir = mockdir.display(),
             workdir = dir.path().join("work").display(),
+            // Off unless the test turns it on: workers running side by side would all want
+            // the default port.
+            monitoring = if adjutant.contains("monitoring_enabled") {
+                ""
+            } else {
+                "monitoring_enabled = false\n"
+            },
         );
         let config_path = dir.path().join("kojid.conf");
         std::fs::write(&config_path, config).unwrap();
@@ -1060,4 +1067,73 @@ async fn sigint_ends_a_shutdown_the_offline_hub_holds_up() {
     );
     // The hub never heard of the shutdown: it frees the task after its host timeout.
     assert_eq!(state_of(&hub, task), TaskState::Open);
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1, so that the test reads the monitoring server as any
+/// scraper would; `None` while the server is not listening yet.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_its_status_and_metrics_while_a_task_runs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap();
+    let hub = start_hub().await;
+    let task = hub.create_task(sleep_task(6)).unwrap();
+    let mut worker = Worker::start(
+        &hub,
+        "monitoring",
+        "",
+        &format!("monitoring_enabled = true\nmonitoring_bind = 127.0.0.1:{port}\n"),
+    );
+
+    // The running task shows up in the JSON status with its method.
+    let status: serde_json::Value = wait_for(
+        &worker,
+        Duration::from_secs(30),
+        "the task on /api/v1/status",
+        || {
+            let (code, body) = http_get(port, "/api/v1/status")?;
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let running = status["tasks"]
+                .as_array()?
+                .iter()
+                .any(|entry| entry["task_id"] == task || entry["id"] == task);
+            (code == 200 && running).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status["api_version"], 1, "{status:#}");
+
+    // Prometheus text with the worker's own metric families.
+    let (code, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    assert!(metrics.contains("adjutant_"), "{metrics}");
+    let (code, _) = http_get(port, "/healthz").expect("/healthz answers");
+    assert_eq!(code, 200);
+
+    wait_for(
+        &worker,
+        Duration::from_secs(30),
+        "the task to close",
+        || (state_of(&hub, task) == TaskState::Closed).then_some(()),
+    )
+    .await;
+    worker.signal(Signal::SIGTERM);
+    let exit = worker.wait_exit(Duration::from_secs(30)).await;
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", worker.log());
+    // The server went down with the worker.
+    assert!(http_get(port, "/healthz").is_none());
 }

@@ -22,6 +22,7 @@ use super::notify::SdNotifier;
 use super::settings::{self, SettingsError};
 use crate::config::{self, Config, ConfigSource};
 use crate::handlers::register::register_build_handlers;
+use crate::handlers::repos::RepoServices;
 use crate::handlers::services::BuildServices;
 use crate::podman::PodmanRuntime;
 use crate::web::{MonitorServer, MonitorSources, WebSettings};
@@ -148,6 +149,10 @@ async fn run_worker(
     register_build_handlers(
         &mut handlers,
         BuildServices::from_config(config, hub.client().clone())?,
+    );
+    crate::handlers::repos::register(
+        &mut handlers,
+        RepoServices::from_config_with_client(config, hub.client().clone()),
     );
 
     // Installed before the worker starts, so that its first metrics are recorded.

@@ -62,7 +62,7 @@ fn certificate_common_name(path: &Path) -> Option<String> {
     entry.data().to_string().ok()
 }
 
-fn pull_policy(policy: ImagePullPolicy) -> PullPolicy {
+pub fn pull_policy(policy: ImagePullPolicy) -> PullPolicy {
     match policy {
         ImagePullPolicy::IfNotPresent => PullPolicy::IfNotPresent,
         ImagePullPolicy::Always => PullPolicy::Always,
