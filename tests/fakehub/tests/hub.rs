@@ -1715,6 +1715,10 @@ async fn the_binary_installs_the_build_and_repo_sides_on_request() {
             "el9",
             "--package",
             "hello",
+            "--new-repo",
+            "f40-build",
+            "--build",
+            "uploads/hello-1.0-1.src.rpm",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1723,7 +1727,7 @@ async fn the_binary_installs_the_build_and_repo_sides_on_request() {
     let mut lines = Vec::new();
     while !lines
         .last()
-        .is_some_and(|l: &String| l.starts_with("target el9"))
+        .is_some_and(|l: &String| l.starts_with("task") && l.contains("build uploads"))
     {
         let mut line = String::new();
         assert_ne!(output.read_line(&mut line).unwrap(), 0, "{lines:?}");
@@ -1769,6 +1773,21 @@ async fn the_binary_installs_the_build_and_repo_sides_on_request() {
         Value::Nil,
         "no repo until a newRepo task makes one"
     );
+    // The queued tasks reach a ready host (in the default and createrepo channels).
+    ok(&mut client, "exclusiveSession", vec![]).await;
+    ok(
+        &mut client,
+        "host.updateHost",
+        vec![Value::Double(0.0), Value::Boolean(true), vstruct([])],
+    )
+    .await;
+    let tasks = ok(&mut client, "host.getTasks", vec![]).await;
+    let Value::Array(tasks) = tasks else {
+        panic!("{tasks:?}")
+    };
+    let mut methods: Vec<&Value> = tasks.iter().map(|t| field(t, "method")).collect();
+    methods.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(methods, [&s("build"), &s("newRepo")]);
 
     // topurl serves the topdir over plain HTTP.
     std::fs::write(std::path::Path::new(&topdir).join("hello.txt"), b"hi\n").unwrap();
@@ -1797,6 +1816,22 @@ async fn the_binary_installs_the_build_and_repo_sides_on_request() {
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("--build-side or --repo-side"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_koji-fakehub"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--build-side",
+            "--build",
+            "x.src.rpm",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--build needs a --target"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -70,6 +70,46 @@ struct Cli {
     /// RPM file to import and tag into every build tag (repo side; repeatable; needs `rpm`).
     #[arg(long = "rpm", value_name = "FILE")]
     rpms: Vec<std::path::PathBuf>,
+    /// Queue a `newRepo` task (channel `createrepo`) for this tag (needs `--repo-side`;
+    /// repeatable).
+    #[arg(long = "new-repo", value_name = "TAG")]
+    new_repos: Vec<String>,
+    /// Queue a `build` task of SRC (an SCM URL, or an SRPM path relative to `<topdir>/work`)
+    /// into the first `--target` (needs `--build-side`; repeatable).
+    #[arg(long = "build", value_name = "SRC")]
+    builds: Vec<String>,
+}
+
+/// The `newRepo` and `build` tasks the command line asks for, FREE for the scheduler.
+fn seed_tasks(hub: &FakeHub, cli: &Cli) -> Result<Vec<(i64, String)>, String> {
+    if !cli.new_repos.is_empty() && !cli.repo_side {
+        return Err("--new-repo needs --repo-side (it serves host.repoInit)".to_owned());
+    }
+    if !cli.builds.is_empty() && !cli.build_side {
+        return Err("--build needs --build-side (it serves host.initBuild)".to_owned());
+    }
+    let mut created = Vec::new();
+    for tag in &cli.new_repos {
+        let mut task = NewTask::new("newRepo", vec![Value::String(tag.clone())]);
+        task.channel = "createrepo".to_owned();
+        let id = hub.create_task(task).map_err(|fault| fault.to_string())?;
+        created.push((id, format!("newRepo {tag}")));
+    }
+    if !cli.builds.is_empty() {
+        let target = cli
+            .targets
+            .first()
+            .ok_or("--build needs a --target to build into")?;
+        for src in &cli.builds {
+            let task = NewTask::new(
+                "build",
+                vec![Value::String(src.clone()), Value::String(target.clone())],
+            );
+            let id = hub.create_task(task).map_err(|fault| fault.to_string())?;
+            created.push((id, format!("build {src} into {target}")));
+        }
+    }
+    Ok(created)
 }
 
 /// The tags one `--target` stands for, with their ids on each installed side.
@@ -196,6 +236,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let queued = match seed_tasks(&hub, &cli) {
+        Ok(queued) => queued,
+        Err(error) => {
+            eprintln!("koji-fakehub: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     // Builders download repos and task outputs from topurl over HTTP (§3.6).
     let mut topurl = None;
     if cli.build_side || cli.repo_side {
@@ -239,6 +286,9 @@ async fn main() -> std::process::ExitCode {
             target.name,
             target.dest_tag
         );
+    }
+    for (id, what) in &queued {
+        say!("task {id}: {what}");
     }
     if cli.sleep_tasks > 0 {
         say!(
