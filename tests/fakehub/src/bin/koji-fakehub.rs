@@ -124,7 +124,8 @@ struct SeededTarget {
 /// the same order on both and the ids are checked to agree: a worker reads the target from
 /// the build side and the tag from the repo side.
 fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> {
-    if !cli.build_side && !cli.repo_side && !(cli.targets.is_empty() && cli.rpms.is_empty()) {
+    let seeds_given = !cli.targets.is_empty() || !cli.rpms.is_empty();
+    if seeds_given && !cli.build_side && !cli.repo_side {
         return Err("--target and --rpm need --build-side or --repo-side".to_owned());
     }
     if !cli.repo_side && !cli.rpms.is_empty() {
