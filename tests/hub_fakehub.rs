@@ -13,7 +13,9 @@ use koji_adjutant::hub::options::HubOptions;
 use koji_adjutant::hub::session::{HubConnection, Session};
 use koji_adjutant::hub::upload::{IncrementalUpload, UploadError, UploadTarget};
 use koji_adjutant::hub::xmlrpc::MulticallEntry;
-use koji_fakehub::{Action, FakeHub, FakeHubConfig, HostConfig, Injection, NewTask};
+use koji_fakehub::{
+    Action, FakeHub, FakeHubConfig, HostConfig, Injection, NewTask, UploadCorruption,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -333,6 +335,142 @@ async fn incremental_log_upload_follows_a_growing_truncated_and_replaced_file() 
             "0+37"
         ]
     );
+}
+
+/// The upload requests the hub saw since `from` (an index into the call log), as
+/// `method@offset` so that retries of one chunk show up as repeats.
+fn upload_requests_since(hub: &FakeHub, from: usize) -> Vec<String> {
+    hub.call_log()
+        .iter()
+        .skip(from)
+        .filter(|r| r["direction"] == "request")
+        .filter(|r| r["method"] == "rawUpload" || r["method"] == "checkUpload")
+        .map(|r| match r["query"]["offset"].as_str() {
+            Some(offset) => format!("{}@{offset}", r["method"].as_str().unwrap_or("?")),
+            None => r["method"].as_str().unwrap_or("?").to_owned(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mismatching_chunk_fails_a_fast_upload_at_once() {
+    let hub = fake_hub().await;
+    let client = worker(&hub).await;
+    let task = open_task(&hub, &client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("big.rpm");
+    std::fs::write(&local, pseudo_random(2 * MIB + 10, 7)).unwrap();
+    let target = UploadTarget::for_task(task, &[], "big.rpm").unwrap();
+
+    // §3.2: a chunk whose reported adler32 differs is a GenericError in fastUpload; nothing
+    // is retried and checkUpload is never reached.
+    let before = hub.call_log().len();
+    hub.inject(Injection::corrupt_uploads(1, UploadCorruption::Digest));
+    let error = client.upload_file(&local, &target).await.unwrap_err();
+    match &error {
+        UploadError::ChunkMismatch {
+            offset,
+            expected,
+            got,
+            ..
+        } => {
+            assert_eq!(*offset, 0);
+            assert!(expected.starts_with("adler32 ") && got.starts_with("adler32 "));
+            assert_ne!(expected, got);
+        }
+        other => panic!("expected a chunk mismatch, got {other}"),
+    }
+    assert_eq!(upload_requests_since(&hub, before), ["rawUpload@0"]);
+
+    // The same for a wrong size, here on the first chunk of a fresh attempt.
+    let before = hub.call_log().len();
+    hub.inject(Injection::corrupt_uploads(1, UploadCorruption::Size));
+    let error = client.upload_file(&local, &target).await.unwrap_err();
+    match &error {
+        UploadError::ChunkMismatch {
+            offset,
+            expected,
+            got,
+            ..
+        } => {
+            assert_eq!(*offset, 0);
+            assert_eq!(expected, &format!("{MIB} bytes"));
+            assert_eq!(got, &format!("{} bytes", MIB + 1));
+        }
+        other => panic!("expected a chunk mismatch, got {other}"),
+    }
+    assert_eq!(upload_requests_since(&hub, before), ["rawUpload@0"]);
+
+    // With the hub honest again the same upload goes through and checks out.
+    let before = hub.call_log().len();
+    let summary = client.upload_file(&local, &target).await.unwrap();
+    assert_eq!(summary.chunks, 3);
+    assert!(!summary.verified, "no chunk was retried by the transport");
+    assert_eq!(
+        upload_requests_since(&hub, before),
+        [
+            "rawUpload@0",
+            &format!("rawUpload@{MIB}"),
+            &format!("rawUpload@{}", 2 * MIB),
+            "checkUpload"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mismatching_log_chunk_is_retried_then_skipped() {
+    let hub = fake_hub().await;
+    let client = worker(&hub).await;
+    let task = open_task(&hub, &client).await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("build.log");
+    let data = pseudo_random(150_000, 3);
+    std::fs::write(&local, &data).unwrap();
+    let mut uploader = IncrementalUpload::new(
+        &local,
+        UploadTarget::for_task(task, &[], "build.log").unwrap(),
+    );
+
+    // Nine spoiled replies: all 7 attempts at the first chunk (§3.5: then it moves on), and
+    // two at the second, whose third attempt is accepted.
+    let before = hub.call_log().len();
+    hub.inject(Injection::corrupt_uploads(9, UploadCorruption::Digest));
+    let start = Instant::now();
+    assert_eq!(uploader.sync(&client).await.unwrap(), 150_000);
+    assert_eq!(
+        start.elapsed().as_secs(),
+        80,
+        "10 s between attempts: 6 waits for the first chunk, 2 for the second"
+    );
+    let mut expected = vec!["rawUpload@0"; 7];
+    expected.extend(["rawUpload@65536"; 3]);
+    expected.push("rawUpload@131072");
+    assert_eq!(upload_requests_since(&hub, before), expected);
+    assert_eq!(uploader.position(), 150_000);
+    // The fake hub stored every attempt, only its replies lied, so its copy is whole.
+    assert!(hub.task_output(task, "build.log").unwrap() == data);
+
+    // A skipped chunk is not sent again on the next sync: only new bytes go.
+    let mut grown = data.clone();
+    grown.extend_from_slice(b"tail\n");
+    std::fs::write(&local, &grown).unwrap();
+    let before = hub.call_log().len();
+    assert_eq!(uploader.sync(&client).await.unwrap(), 5);
+    assert_eq!(upload_requests_since(&hub, before), ["rawUpload@150000"]);
+
+    // A wrong size counts as a mismatch too.
+    grown.extend_from_slice(b"more\n");
+    std::fs::write(&local, &grown).unwrap();
+    let before = hub.call_log().len();
+    hub.inject(Injection::corrupt_uploads(1, UploadCorruption::Size));
+    let start = Instant::now();
+    assert_eq!(uploader.sync(&client).await.unwrap(), 5);
+    assert_eq!(start.elapsed().as_secs(), 10);
+    assert_eq!(
+        upload_requests_since(&hub, before),
+        ["rawUpload@150005", "rawUpload@150005"]
+    );
+    assert!(hub.task_output(task, "build.log").unwrap() == grown);
 }
 
 #[tokio::test]

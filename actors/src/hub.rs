@@ -74,6 +74,30 @@ impl HubVersion {
         }
     }
 
+    /// Reads `1.35.3`, `1.35`, and tolerates suffixes such as `1.36.0rc1`
+    /// (release candidates and distribution builds report such strings).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.trim().split('.');
+        let number = |part: Option<&str>| -> Option<u32> {
+            let digits: String = part?.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let major = number(parts.next())?;
+        let minor = number(parts.next())?;
+        let patch = number(parts.next()).unwrap_or(0);
+        Some(Self {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// Whether this hub is `major.minor` or newer; features arrive in minor
+    /// releases, so the patch level never matters for capability checks.
+    pub const fn at_least(self, major: u32, minor: u32) -> bool {
+        self.major > major || (self.major == major && self.minor >= minor)
+    }
+
     /// Which scheduling protocol this hub speaks (§2.12 "How to choose").
     pub fn protocol(self) -> SchedulingProtocol {
         if self < Self::new(1, 34, 0) {
@@ -300,4 +324,48 @@ pub trait TaskHub: Send + Sync + 'static {
         kwargs: Map<String, Value>,
     ) -> Result<Value, HubError>;
     async fn logout(&self) -> Result<(), HubError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!(HubVersion::parse("1.35.3"), Some(HubVersion::new(1, 35, 3)));
+        assert_eq!(HubVersion::parse("1.36"), Some(HubVersion::new(1, 36, 0)));
+        assert_eq!(
+            HubVersion::parse(" 1.36.0rc1\n"),
+            Some(HubVersion::new(1, 36, 0))
+        );
+        assert_eq!(HubVersion::parse("koji"), None);
+        assert_eq!(HubVersion::parse("1"), None);
+        assert_eq!(HubVersion::parse(""), None);
+    }
+
+    #[test]
+    fn orders_and_displays_versions() {
+        assert!(HubVersion::new(1, 35, 3) > HubVersion::new(1, 35, 0));
+        assert!(HubVersion::new(2, 0, 0) > HubVersion::new(1, 99, 99));
+        assert!(HubVersion::new(1, 35, 0).at_least(1, 35));
+        assert!(HubVersion::new(2, 0, 0).at_least(1, 35));
+        assert!(!HubVersion::new(1, 34, 9).at_least(1, 35));
+        assert_eq!(HubVersion::new(1, 35, 3).to_string(), "1.35.3");
+    }
+
+    #[test]
+    fn picks_the_scheduling_protocol() {
+        assert_eq!(
+            HubVersion::new(1, 33, 1).protocol(),
+            SchedulingProtocol::Legacy
+        );
+        assert_eq!(
+            HubVersion::new(1, 34, 1).protocol(),
+            SchedulingProtocol::AssignedWithoutHostData
+        );
+        assert_eq!(
+            HubVersion::new(1, 35, 3).protocol(),
+            SchedulingProtocol::Assigned
+        );
+    }
 }

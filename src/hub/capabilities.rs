@@ -1,51 +1,9 @@
 //! What the hub supports, derived from its version (§1.10).
 
-use std::fmt;
-
-/// A hub version, `major.minor.patch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HubVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-impl HubVersion {
-    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
-    }
-
-    /// Reads `1.35.3`, `1.35`, and tolerates suffixes such as `1.36.0rc1`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.trim().split('.');
-        let number = |part: Option<&str>| -> Option<u32> {
-            let digits: String = part?.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        };
-        let major = number(parts.next())?;
-        let minor = number(parts.next())?;
-        let patch = number(parts.next()).unwrap_or(0);
-        Some(Self {
-            major,
-            minor,
-            patch,
-        })
-    }
-
-    const fn at_least(self, major: u32, minor: u32) -> bool {
-        self.major > major || (self.major == major && self.minor >= minor)
-    }
-}
-
-impl fmt::Display for HubVersion {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
+// One definition of the version, shared with the actors crate (which the
+// worker's scheduling loop is built on); re-exported so `hub::capabilities::HubVersion`
+// keeps working for callers in this crate.
+pub use koji_adjutant_actors::hub::HubVersion;
 
 /// Features of the hub that change what the worker sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +43,6 @@ impl HubCapabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_versions() {
-        assert_eq!(HubVersion::parse("1.35.3"), Some(HubVersion::new(1, 35, 3)));
-        assert_eq!(HubVersion::parse("1.36"), Some(HubVersion::new(1, 36, 0)));
-        assert_eq!(
-            HubVersion::parse(" 1.36.0rc1\n"),
-            Some(HubVersion::new(1, 36, 0))
-        );
-        assert_eq!(HubVersion::parse("koji"), None);
-        assert_eq!(HubVersion::parse(""), None);
-    }
 
     #[test]
     fn capability_matrix() {

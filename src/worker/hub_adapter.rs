@@ -10,7 +10,7 @@ use dxr::Value;
 use koji_adjutant_actors::error::{ErrorClass, Fault, HubError as ActorHubError};
 use koji_adjutant_actors::hub::{
     BuildrootInfo as ActorBuildroot, HostData as ActorHostData, HostHub, HostInfo as ActorHostInfo,
-    HostTask as ActorHostTask, HubVersion as ActorHubVersion, LoadData, LoadDataHost, OfferedTask,
+    HostTask as ActorHostTask, HubVersion, LoadData, LoadDataHost, OfferedTask,
     SessionInfo as ActorSessionInfo, SubtaskOptions as ActorSubtaskOptions, SubtaskResult, TaskHub,
     TaskInfo as ActorTaskInfo, TaskState as ActorTaskState, WaitStatus,
 };
@@ -335,17 +335,13 @@ impl HostHub for HostHubAdapter {
         .await
     }
 
-    async fn hub_version(&self) -> Result<ActorHubVersion, ActorHubError> {
+    async fn hub_version(&self) -> Result<HubVersion, ActorHubError> {
         self.detached("getKojiVersion", |client| async move {
-            let caps = client
+            client
                 .capabilities()
                 .await
-                .map_err(|error| map_error("getKojiVersion", error))?;
-            Ok(ActorHubVersion::new(
-                caps.version.major,
-                caps.version.minor,
-                caps.version.patch,
-            ))
+                .map(|caps| caps.version)
+                .map_err(|error| map_error("getKojiVersion", error))
         })
         .await
     }

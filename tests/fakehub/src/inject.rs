@@ -23,6 +23,20 @@ pub enum Action {
     MalformedXml,
     /// Answer with this fault instead of calling the method.
     Fault { code: i32, message: String },
+    /// Store a `rawUpload` chunk normally, then spoil one field of the reply, as if the
+    /// bytes had been damaged on the way (§3.2: the client must compare `size` and
+    /// `hexdigest` with what it sent). Requests other than `rawUpload` are answered normally,
+    /// so scope this to the method (see [`Injection::corrupt_uploads`]).
+    CorruptUpload(UploadCorruption),
+}
+
+/// Which field of a `rawUpload` reply [`Action::CorruptUpload`] spoils.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadCorruption {
+    /// `hexdigest` gets every bit flipped, so it can never match the chunk's adler32.
+    Digest,
+    /// `size` claims one byte more than was received.
+    Size,
 }
 
 /// Which requests an injection applies to.
@@ -68,6 +82,10 @@ impl Injection {
             scope: Scope::Until(Instant::now() + duration),
             action,
         }
+    }
+    /// Spoil the replies of the next `count` `rawUpload` calls (the chunks are still stored).
+    pub fn corrupt_uploads(count: u32, what: UploadCorruption) -> Self {
+        Self::method("rawUpload", Some(count), Action::CorruptUpload(what))
     }
     /// ServerOffline (1014) for every request during `duration`.
     pub fn offline_for(duration: Duration) -> Self {

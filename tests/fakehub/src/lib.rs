@@ -36,7 +36,7 @@ use std::time::Duration;
 pub use config::{CallnumCheck, FakeHubConfig, HostConfig, HubVersion, TlsConfig};
 pub use dxr::Value;
 pub use faults::{FakeHubError, HubFault};
-pub use inject::{Action, Injection, Scope};
+pub use inject::{Action, Injection, Scope, UploadCorruption};
 pub use state::{Buildroot, BuildrootState, Host, HubState, Repo, Session, Task, TaskState};
 pub use tasks::NewTask;
 

@@ -2,12 +2,14 @@
 //! (POST only, 400 on an empty body, faults with status 200, `Koji-Version`), fault
 //! injection, and the call log.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use dxr::Value;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -19,7 +21,7 @@ use crate::auth::RequestMeta;
 use crate::calllog::CallLog;
 use crate::dispatch::{dispatch, lock, lookup, open_session};
 use crate::faults::HubFault;
-use crate::inject::Action;
+use crate::inject::{Action, UploadCorruption};
 use crate::state::HubState;
 use crate::xmlrpc::{decode_method_call, encode_fault, encode_response};
 
@@ -230,6 +232,7 @@ async fn handle(
         Err(_) => None,
     };
     let mut reply = None;
+    let mut upload_corruption = None;
     match action {
         Some(Action::Delay(duration)) => tokio::time::sleep(duration).await,
         Some(Action::DropConnection) => {
@@ -260,6 +263,7 @@ async fn handle(
         Some(Action::Fault { code, message }) => {
             reply = Some(Reply::fault(&HubFault::new(code, message)))
         }
+        Some(Action::CorruptUpload(what)) => upload_corruption = Some(what),
         None => {}
     }
 
@@ -273,7 +277,7 @@ async fn handle(
             reply.extra_headers.push(("Allow", "POST".to_owned()));
             reply
         }
-        None if is_upload => match handle_upload(&shared, &meta, &body) {
+        None if is_upload => match handle_upload(&shared, &meta, &body, upload_corruption) {
             Ok(xml) => Reply::xml(xml),
             Err(fault) => Reply::fault(&fault),
         },
@@ -326,11 +330,41 @@ async fn handle(
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
 }
 
-fn handle_upload(shared: &Shared, meta: &RequestMeta, body: &[u8]) -> Result<String, HubFault> {
+fn handle_upload(
+    shared: &Shared,
+    meta: &RequestMeta,
+    body: &[u8],
+    corruption: Option<UploadCorruption>,
+) -> Result<String, HubFault> {
     let caller = open_session(&shared.state, meta, "rawUpload")?;
-    let value = crate::uploads::raw_upload(&shared.state, &caller, meta, body)?;
+    let mut value = crate::uploads::raw_upload(&shared.state, &caller, meta, body)?;
     lock(&shared.state)?.commit_callnum(&caller);
+    if let (Some(what), Value::Struct(reply)) = (corruption, &mut value) {
+        corrupt_upload_reply(reply, what);
+    }
     Ok(encode_response(&value))
+}
+
+fn corrupt_upload_reply(reply: &mut BTreeMap<String, Value>, what: UploadCorruption) {
+    match what {
+        UploadCorruption::Digest => {
+            let flipped = match reply.get("hexdigest") {
+                Some(Value::String(digest)) => u32::from_str_radix(digest, 16)
+                    .map(|sum| format!("{:08x}", !sum))
+                    .unwrap_or_else(|_| "00000000".to_owned()),
+                _ => "00000000".to_owned(),
+            };
+            reply.insert("hexdigest".to_owned(), Value::String(flipped));
+        }
+        UploadCorruption::Size => {
+            let claimed = match reply.get("size") {
+                Some(Value::Integer(size)) => i64::from(*size) + 1,
+                Some(Value::Long(size)) => size.saturating_add(1),
+                _ => 1,
+            };
+            reply.insert("size".to_owned(), crate::xmlrpc::vint(claimed));
+        }
+    }
 }
 
 fn handle_rpc(shared: &Shared, meta: &RequestMeta, body: &str) -> Result<String, HubFault> {
@@ -361,3 +395,34 @@ fn handle_rpc(shared: &Shared, meta: &RequestMeta, body: &str) -> Result<String,
 
 /// Never used as an error; lets `service_fn` infer a concrete error type in tests.
 pub type NoError = Infallible;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xmlrpc::{vint, vstr};
+
+    fn upload_reply() -> BTreeMap<String, Value> {
+        BTreeMap::from([
+            ("size".to_owned(), vint(9)),
+            ("fileverify".to_owned(), vstr("adler32")),
+            ("offset".to_owned(), vint(0)),
+            ("hexdigest".to_owned(), vstr("11e60398")),
+        ])
+    }
+
+    #[test]
+    fn a_corrupted_digest_never_matches_the_real_one() {
+        let mut reply = upload_reply();
+        corrupt_upload_reply(&mut reply, UploadCorruption::Digest);
+        assert_eq!(reply["hexdigest"], vstr("ee19fc67"));
+        assert_eq!(reply["size"], vint(9), "only the digest is spoiled");
+    }
+
+    #[test]
+    fn a_corrupted_size_claims_one_byte_more() {
+        let mut reply = upload_reply();
+        corrupt_upload_reply(&mut reply, UploadCorruption::Size);
+        assert_eq!(reply["size"], vint(10));
+        assert_eq!(reply["hexdigest"], vstr("11e60398"));
+    }
+}

@@ -1700,6 +1700,144 @@ async fn the_binary_serves_a_hub_with_seeded_sleep_tasks() {
 }
 
 #[tokio::test]
+async fn the_binary_installs_the_build_and_repo_sides_on_request() {
+    use std::io::BufRead as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_koji-fakehub"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--build-side",
+            "--repo-side",
+            "--target",
+            "f40",
+            "--target",
+            "el9",
+            "--package",
+            "hello",
+            "--new-repo",
+            "f40-build",
+            "--build",
+            "uploads/hello-1.0-1.src.rpm",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    while !lines
+        .last()
+        .is_some_and(|l: &String| l.starts_with("task") && l.contains("build uploads"))
+    {
+        let mut line = String::new();
+        assert_ne!(output.read_line(&mut line).unwrap(), 0, "{lines:?}");
+        lines.push(line.trim().to_owned());
+    }
+    let value_after = |prefix: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+            .to_owned()
+    };
+    let url = lines[0].rsplit(' ').next().unwrap().to_owned();
+    let topdir = value_after("topdir: ");
+    let topurl = value_after("topurl: ");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "target f40: build tag f40-build (id 2), destination tag f40 (id 1)")
+    );
+
+    let mut client = RawClient::new(url);
+    client
+        .login("builder1.local", "builder")
+        .await
+        .unwrap()
+        .unwrap();
+    let target = ok(&mut client, "getBuildTarget", vec![s("el9")]).await;
+    assert_eq!(field(&target, "build_tag_name"), &s("el9-build"));
+    assert_eq!(field(&target, "dest_tag_name"), &s("el9"));
+    // getTag comes from the repo side; its ids agree with the build side's target.
+    let build_tag = ok(&mut client, "getTag", vec![s("el9-build")]).await;
+    assert_eq!(field(&build_tag, "id"), field(&target, "build_tag"));
+    let inheritance = ok(&mut client, "getFullInheritance", vec![s("el9-build")]).await;
+    let Value::Array(parents) = inheritance else {
+        panic!("{inheritance:?}")
+    };
+    assert_eq!(field(&parents[0], "parent_id"), field(&target, "dest_tag"));
+    let config = ok(&mut client, "getBuildConfig", vec![s("f40-build")]).await;
+    assert_eq!(field(&config, "arches"), &s("x86_64"));
+    assert_eq!(
+        ok(&mut client, "getRepo", vec![s("f40-build")]).await,
+        Value::Nil,
+        "no repo until a newRepo task makes one"
+    );
+    // The queued tasks reach a ready host (in the default and createrepo channels).
+    ok(&mut client, "exclusiveSession", vec![]).await;
+    ok(
+        &mut client,
+        "host.updateHost",
+        vec![Value::Double(0.0), Value::Boolean(true), vstruct([])],
+    )
+    .await;
+    let tasks = ok(&mut client, "host.getTasks", vec![]).await;
+    let Value::Array(tasks) = tasks else {
+        panic!("{tasks:?}")
+    };
+    let mut methods: Vec<&Value> = tasks.iter().map(|t| field(t, "method")).collect();
+    methods.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(methods, [&s("build"), &s("newRepo")]);
+
+    // topurl serves the topdir over plain HTTP.
+    std::fs::write(std::path::Path::new(&topdir).join("hello.txt"), b"hi\n").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(topurl.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(output);
+    assert!(
+        reply.starts_with("HTTP/1.1 200 OK") && reply.ends_with("\r\n\r\nhi\n"),
+        "{reply}"
+    );
+
+    // Seeding without a side to seed is refused with a reason.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_koji-fakehub"))
+        .args(["--listen", "127.0.0.1:0", "--target", "f40"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--build-side or --repo-side"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_koji-fakehub"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--build-side",
+            "--build",
+            "x.src.rpm",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--build needs a --target"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[tokio::test]
 async fn scheduler_takes_back_unopened_and_orphaned_tasks() {
     let hub = hub().await;
     let mut b1 = host_client(&hub, "builder1.local", "pw1").await;

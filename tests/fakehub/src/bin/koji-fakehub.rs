@@ -5,6 +5,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Parser;
+use koji_fakehub::build::{BuildSide, serve_topurl};
+use koji_fakehub::repos::RepoSide;
 use koji_fakehub::{FakeHub, FakeHubConfig, HostConfig, HubVersion, NewTask, Value};
 
 #[derive(Debug, Parser)]
@@ -40,6 +42,158 @@ struct Cli {
     /// SessionRenewalTimeout in seconds (0 = never).
     #[arg(long, default_value_t = 0)]
     session_timeout: u64,
+    /// Serve the build-side calls (targets, build configs, `initBuild`/`completeBuild`,
+    /// policies, tagging) and a `topurl` file server over the topdir.
+    #[arg(long)]
+    build_side: bool,
+    /// Serve the repo-side calls (`getTag`, `getRepo`, `listTaggedRPMS`, `host.repoInit`,
+    /// `host.repoDone`, `host.distRepoMove`…) and a `topurl` file server over the topdir.
+    /// With `--build-side` too, the tag and repo getters come from this side.
+    #[arg(long)]
+    repo_side: bool,
+    /// Create a build target NAME: a destination tag NAME and a build tag NAME-build that
+    /// inherits from it, on every side installed (repeatable).
+    #[arg(long = "target", value_name = "NAME")]
+    targets: Vec<String>,
+    /// Arches of the tags that `--target` creates.
+    #[arg(long, default_value = "x86_64")]
+    tag_arches: String,
+    /// Package allowed in every destination tag (build side; repeatable).
+    #[arg(long = "package", value_name = "NAME")]
+    packages: Vec<String>,
+    /// Packages of the `build` and `srpm-build` groups of every build tag (repo side).
+    #[arg(
+        long,
+        default_value = "bash bzip2 coreutils cpio diffutils findutils gawk gcc grep gzip info make patch redhat-rpm-config rpm-build sed shadow-utils tar unzip util-linux which xz"
+    )]
+    build_group: String,
+    /// RPM file to import and tag into every build tag (repo side; repeatable; needs `rpm`).
+    #[arg(long = "rpm", value_name = "FILE")]
+    rpms: Vec<std::path::PathBuf>,
+    /// Queue a `newRepo` task (channel `createrepo`) for this tag (needs `--repo-side`;
+    /// repeatable).
+    #[arg(long = "new-repo", value_name = "TAG")]
+    new_repos: Vec<String>,
+    /// Queue a `build` task of SRC (an SCM URL, or an SRPM path relative to `<topdir>/work`)
+    /// into the first `--target` (needs `--build-side`; repeatable).
+    #[arg(long = "build", value_name = "SRC")]
+    builds: Vec<String>,
+}
+
+/// The `newRepo` and `build` tasks the command line asks for, FREE for the scheduler.
+fn seed_tasks(hub: &FakeHub, cli: &Cli) -> Result<Vec<(i64, String)>, String> {
+    if !cli.new_repos.is_empty() && !cli.repo_side {
+        return Err("--new-repo needs --repo-side (it serves host.repoInit)".to_owned());
+    }
+    if !cli.builds.is_empty() && !cli.build_side {
+        return Err("--build needs --build-side (it serves host.initBuild)".to_owned());
+    }
+    let mut created = Vec::new();
+    for tag in &cli.new_repos {
+        let mut task = NewTask::new("newRepo", vec![Value::String(tag.clone())]);
+        task.channel = "createrepo".to_owned();
+        let id = hub.create_task(task).map_err(|fault| fault.to_string())?;
+        created.push((id, format!("newRepo {tag}")));
+    }
+    if !cli.builds.is_empty() {
+        let target = cli
+            .targets
+            .first()
+            .ok_or("--build needs a --target to build into")?;
+        for src in &cli.builds {
+            let task = NewTask::new(
+                "build",
+                vec![Value::String(src.clone()), Value::String(target.clone())],
+            );
+            let id = hub.create_task(task).map_err(|fault| fault.to_string())?;
+            created.push((id, format!("build {src} into {target}")));
+        }
+    }
+    Ok(created)
+}
+
+/// The tags one `--target` stands for, with their ids on each installed side.
+struct SeededTarget {
+    name: String,
+    dest_tag: i64,
+    build_tag: i64,
+}
+
+/// Install the build and repo sides the command line asks for and seed their tags, targets,
+/// packages and RPMs. Both sides number their tags independently, so the tags are created in
+/// the same order on both and the ids are checked to agree: a worker reads the target from
+/// the build side and the tag from the repo side.
+fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> {
+    let seeds_given = !cli.targets.is_empty() || !cli.rpms.is_empty();
+    if seeds_given && !cli.build_side && !cli.repo_side {
+        return Err("--target and --rpm need --build-side or --repo-side".to_owned());
+    }
+    if !cli.repo_side && !cli.rpms.is_empty() {
+        return Err("--rpm needs --repo-side (RPMs are tagged on the repo side)".to_owned());
+    }
+    let build = cli.build_side.then(|| BuildSide::install(hub));
+    let repos = cli.repo_side.then(|| RepoSide::install(hub));
+    if let (Some(build), None) = (&build, &repos) {
+        build.install_tag_methods(hub);
+    }
+    let arches: Vec<&str> = cli.tag_arches.split_whitespace().collect();
+    let group: Vec<String> = cli
+        .build_group
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut seeded = Vec::new();
+    for name in &cli.targets {
+        let build_name = format!("{name}-build");
+        let on_build = build.as_ref().map(|side| {
+            let dest = side.add_tag(name, &cli.tag_arches, None);
+            let build_tag = side.add_tag(&build_name, &cli.tag_arches, Some(dest));
+            for package in &cli.packages {
+                side.add_package(dest, package, false);
+            }
+            (dest, build_tag)
+        });
+        let on_repos = repos.as_ref().map(|side| {
+            let dest = side.add_tag(name, &arches);
+            let build_tag = side.add_tag(&build_name, &arches);
+            side.with_tag(build_tag, |tag| {
+                tag.parents.push((dest, 0));
+                tag.groups.insert("build".to_owned(), group.clone());
+                tag.groups.insert("srpm-build".to_owned(), group.clone());
+            });
+            (dest, build_tag)
+        });
+        let (dest_tag, build_tag) = match (on_build, on_repos) {
+            (Some(ids), None) | (None, Some(ids)) => ids,
+            (Some(build_ids), Some(repo_ids)) if build_ids == repo_ids => build_ids,
+            (Some(build_ids), Some(repo_ids)) => {
+                return Err(format!(
+                    "tag ids of target {name} differ between the build side {build_ids:?} and the repo side {repo_ids:?}; give the targets before anything else is seeded"
+                ));
+            }
+            (None, None) => continue,
+        };
+        seeded.push(SeededTarget {
+            name: name.clone(),
+            dest_tag,
+            build_tag,
+        });
+    }
+    // Targets last: on the build side they take ids from the same counter as tags.
+    if let Some(side) = &build {
+        for target in &seeded {
+            side.add_target(&target.name, target.build_tag, target.dest_tag);
+        }
+    }
+    if let Some(side) = &repos {
+        for target in &seeded {
+            for rpm in &cli.rpms {
+                side.import_rpm(rpm, target.build_tag, None)
+                    .map_err(|error| format!("cannot import {}: {error}", rpm.display()))?;
+            }
+        }
+    }
+    Ok(seeded)
 }
 
 /// Print a line; a closed stdout (a test that stopped reading) must not kill the hub.
@@ -76,6 +230,31 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let seeded = match install_sides(&hub, &cli) {
+        Ok(seeded) => seeded,
+        Err(error) => {
+            eprintln!("koji-fakehub: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let queued = match seed_tasks(&hub, &cli) {
+        Ok(queued) => queued,
+        Err(error) => {
+            eprintln!("koji-fakehub: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Builders download repos and task outputs from topurl over HTTP (§3.6).
+    let mut topurl = None;
+    if cli.build_side || cli.repo_side {
+        match serve_topurl(hub.topdir()).await {
+            Ok((addr, server)) => topurl = Some((format!("http://{addr}"), server)),
+            Err(error) => {
+                eprintln!("koji-fakehub: cannot serve topurl: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
     for _ in 0..cli.sleep_tasks {
         if let Err(fault) = hub.create_task(NewTask::new(
             "sleep",
@@ -96,6 +275,22 @@ async fn main() -> std::process::ExitCode {
         cli.hosts.join(", "),
         cli.host_password
     );
+    if let Some((url, _)) = &topurl {
+        say!("topurl: {url}");
+    }
+    for target in &seeded {
+        say!(
+            "target {}: build tag {}-build (id {}), destination tag {} (id {})",
+            target.name,
+            target.name,
+            target.build_tag,
+            target.name,
+            target.dest_tag
+        );
+    }
+    for (id, what) in &queued {
+        say!("task {id}: {what}");
+    }
     if cli.sleep_tasks > 0 {
         say!(
             "seeded {} sleep task(s) of {} s",
@@ -105,5 +300,8 @@ async fn main() -> std::process::ExitCode {
     }
     let _ = tokio::signal::ctrl_c().await;
     say!("koji-fakehub: stopping");
+    if let Some((_, server)) = topurl {
+        server.abort();
+    }
     std::process::ExitCode::SUCCESS
 }
