@@ -220,7 +220,18 @@ impl Daemon {
         let config_path = dir.path().join("kojid.conf");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_koji-adjutant"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_koji-adjutant"));
+        // A test process killed from outside (a timeout, ^C) runs no Drop: the daemon must not
+        // outlive it and keep polling a hub that is gone.
+        // SAFETY: prctl is async-signal-safe, and the closure touches nothing else.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = command
             .arg("-c")
             .arg(&config_path)
             // kojid's load rule would keep a shared 2-core test machine from taking tasks.
@@ -259,6 +270,17 @@ impl Daemon {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// No host check failed: a task the daemon cannot check is left for other builders, so a
+    /// failing check would only show up as a slow test (the build tag once went to
+    /// `getBuildConfig` as a name and every build subtask waited forever).
+    fn assert_took_every_task_at_once(&self) {
+        let log = self.log();
+        assert!(
+            !log.contains("host check failed"),
+            "the daemon failed host checks:\n{log}"
+        );
     }
 
     fn containers(&self) -> Vec<String> {
@@ -588,6 +610,7 @@ async fn the_daemon_runs_a_scratch_build_of_the_noarch_srpm() {
     assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
     world.check_successful_build(parent, true, "noarch", "dist-build");
     assert!(daemon.containers().is_empty(), "no container is left");
+    daemon.assert_took_every_task_at_once();
 }
 
 /// Scenario 2: a regular build of the C SRPM, through the daemon: imported and tagged.
@@ -603,6 +626,7 @@ async fn the_daemon_runs_a_regular_build_of_the_c_srpm() {
     assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
     world.check_successful_build(parent, false, "x86_64", "dist-build");
     assert!(daemon.containers().is_empty(), "no container is left");
+    daemon.assert_took_every_task_at_once();
 }
 
 /// Scenario 3 (issue 8's closing scenario): a `newRepo` task through the daemon makes the
@@ -698,4 +722,5 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
         }
     }
     assert!(daemon.containers().is_empty(), "no container is left");
+    daemon.assert_took_every_task_at_once();
 }
