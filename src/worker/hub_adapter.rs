@@ -221,13 +221,17 @@ async fn get_build_config(
     let kwargs = event
         .map(|event| vec![("event".to_owned(), int(event))])
         .unwrap_or_default();
-    raw_json(
-        client,
-        "getBuildConfig",
-        vec![Value::String(tag.to_owned())],
-        kwargs,
-    )
-    .await
+    raw_json(client, "getBuildConfig", vec![tag_ref(tag)], kwargs).await
+}
+
+/// A tag reference as kojid sends it. Task arguments carry the build tag as the id the hub
+/// put there (`rebuildSRPM`, `buildArch`), and kojid hands it on as an int: kojihub's
+/// `get_tag` looks a string up by *name*, so `"1"` would be "No such tagInfo".
+fn tag_ref(tag: &str) -> Value {
+    match tag.parse::<i32>() {
+        Ok(id) => Value::Integer(id),
+        Err(_) => Value::String(tag.to_owned()),
+    }
 }
 
 /// Logs (at DEBUG) when a call on the main session starts and when it ends or is dropped:
@@ -947,6 +951,12 @@ impl TaskHub for TaskHubAdapter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_tag_id_goes_to_the_hub_as_an_int_and_a_name_as_a_string() {
+        assert_eq!(tag_ref("7"), Value::Integer(7));
+        assert_eq!(tag_ref("f40-build"), Value::String("f40-build".to_owned()));
+    }
 
     #[test]
     fn faults_keep_the_clients_classification() {
