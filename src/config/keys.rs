@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use super::types::{
     BuildrootMode, ContainerTimeouts, HttpUrl, ImagePullPolicy, LabelMap, LogFormat, LogLevel,
-    MemorySize, MountList, Seconds, SelinuxLabel, SettingType, UidGid, UrlList, WordList,
+    MemorySize, MountList, RepoTools, Seconds, SelinuxLabel, SettingType, UidGid, UrlList,
+    WordList,
 };
 
 /// Which section a key belongs to.
@@ -347,6 +348,8 @@ settings! {
     worker_id: Option<String> = None, secret false, containers "";
     /// How buildroots are made: `image` (from the task image) or `installroot` (install the build group into an empty root, as mock does).
     buildroot_mode: BuildrootMode = Some("image"), secret false, containers "";
+    /// Where the repo tasks run createrepo_c, mergerepo_c and dnf: `container` (a read-only-topdir tool container) or `host` (the host's binaries, as the unprivileged tool user, without container isolation).
+    repo_tools: RepoTools = Some("container"), secret false, containers "`host` needs createrepo_c/mergerepo_c on the worker; see docs/repo-tasks.md for the trade-off.";
     /// Keep a cache of downloaded packages between buildroots.
     buildroot_cache_enabled: bool = Some("true"), secret false, containers "";
     /// Directory of the buildroot package cache.

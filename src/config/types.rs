@@ -263,6 +263,14 @@ string_enum!(
     Installroot => "installroot",
 });
 
+string_enum!(
+    /// Where the repo tools (createrepo_c, mergerepo_c, dnf) run: in the task's tool container,
+    /// or directly on the host as an unprivileged user.
+    RepoTools, "one of container, host", {
+    Container => "container",
+    Host => "host",
+});
+
 /// `log_level`: Python logging level names, any case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum LogLevel {

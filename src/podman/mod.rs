@@ -13,6 +13,7 @@
 
 mod cli;
 mod doctor;
+mod host;
 mod info;
 mod options;
 mod step;
@@ -32,6 +33,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+pub use host::{HOST_COMMAND_PATH, HostCommand, HostCommandRunner};
 pub use info::{LimitSupport, PodmanFacts};
 pub use options::{PodmanOptions, STEP_DIR_IN_CONTAINER};
 

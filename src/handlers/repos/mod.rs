@@ -22,6 +22,7 @@ use koji_adjutant_actors::hub::TaskInfo;
 use koji_adjutant_actors::runtime::{Mount, SelinuxLabel};
 
 use crate::config::keys::{AdjutantSettings, KojidSettings};
+pub use crate::config::types::RepoTools;
 use crate::config::types::SelinuxLabel as ConfigSelinuxLabel;
 use crate::hub::upload::UploadError;
 
@@ -49,6 +50,8 @@ pub struct RepoSettings {
     pub tool_user: (u32, u32),
     /// Extra bind mounts (`container_mounts`).
     pub extra_mounts: Vec<Mount>,
+    /// Where the tools run (`repo_tools`): the same command lines either way.
+    pub repo_tools: RepoTools,
 }
 
 /// `nobody:nogroup` on Debian and Fedora alike.
@@ -76,6 +79,7 @@ impl RepoSettings {
                     read_only: m.read_only,
                 })
                 .collect(),
+            repo_tools: adjutant.repo_tools,
         }
     }
 
@@ -93,6 +97,7 @@ impl RepoSettings {
             selinux_label: SelinuxLabel::Shared,
             tool_user: DEFAULT_TOOL_USER,
             extra_mounts: Vec::new(),
+            repo_tools: RepoTools::Container,
         }
     }
 }

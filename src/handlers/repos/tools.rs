@@ -1,4 +1,5 @@
-//! Running the repo tools (createrepo_c, mergerepo_c, dnf) in the task's container.
+//! Running the repo tools (createrepo_c, mergerepo_c, dnf) in the task's container, or on the
+//! host when `repo_tools = host` (same command lines, user, environment and work dir).
 //!
 //! One container per task, created on first use: the topdir is mounted read-only at its own
 //! path (the `toplink` symlinks in a repo's arch dirs point up into it, and the metadata's
@@ -14,12 +15,14 @@ use std::time::Duration;
 
 use koji_adjutant_actors::handler::TaskContext;
 use koji_adjutant_actors::runtime::{
-    ContainerHandle, ContainerSpec, ExecSpec, LogSink, Mount, NetworkMode, OutputStream,
+    ContainerHandle, ContainerSpec, ExecOutcome, ExecSpec, LogSink, Mount, NetworkMode,
+    OutputStream,
 };
 
 use super::files::TaskFiles;
-use super::{RepoError, RepoSettings};
+use super::{RepoError, RepoSettings, RepoTools};
 use crate::hub::upload::{IncrementalUpload, UploadTarget};
+use crate::podman::{HostCommand, HostCommandRunner};
 
 /// Appends a step's output to a local log file, which is mirrored to the hub while it grows.
 struct FileSink {
@@ -100,11 +103,7 @@ impl<'a> ToolBox<'a> {
             workdir: Some(self.task_dir.clone()),
             mounts,
             selinux_label: self.settings.selinux_label,
-            env: BTreeMap::from([
-                ("HOME".to_owned(), self.task_dir.display().to_string()),
-                ("TMPDIR".to_owned(), self.task_dir.display().to_string()),
-                ("LANG".to_owned(), "C.UTF-8".to_owned()),
-            ]),
+            env: self.tool_env(),
             network: if network {
                 NetworkMode::Host
             } else {
@@ -131,7 +130,6 @@ impl<'a> ToolBox<'a> {
         log_name: &str,
         network: bool,
     ) -> Result<i32, RepoError> {
-        let container = self.container(network).await?;
         let log_path = self.task_dir.join(log_name);
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -143,27 +141,18 @@ impl<'a> ToolBox<'a> {
         });
         let target = UploadTarget::for_task(self.ctx.task_id, &[], log_name)?;
         let mut live = IncrementalUpload::new(&log_path, target);
-        let spec = ExecSpec {
-            step: step.to_owned(),
-            argv,
-            env: BTreeMap::new(),
-            user: None,
-            workdir: None,
-            stdin: None,
-            timeout: None,
-        };
         // The live upload runs beside the step, never instead of it: while a chunk is being
         // sent the step's output must still be read, or a chatty tool (createrepo_c -vd prints
         // a line per package) blocks on a full pipe.
         let done = tokio_util::sync::CancellationToken::new();
         let step_done = done.clone();
+        let files = Arc::clone(&self.files);
+        let task_id = self.ctx.task_id;
         let step = async {
-            let outcome = self.ctx.containers.exec(&container, &spec, sink).await;
+            let outcome = self.exec(step, argv, None, network, sink).await;
             step_done.cancel();
             outcome
         };
-        let files = Arc::clone(&self.files);
-        let task_id = self.ctx.task_id;
         let live_log = &mut live;
         let mirror = async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -187,23 +176,13 @@ impl<'a> ToolBox<'a> {
 
     /// The output of a short command (`mergerepo_c --version`), not logged.
     pub async fn output(&mut self, argv: Vec<String>) -> Result<(i32, String), RepoError> {
-        let container = self.container(false).await?;
         let collected = Arc::new(Collect::default());
-        let spec = ExecSpec {
-            step: "probe".to_owned(),
-            argv,
-            env: BTreeMap::new(),
-            user: None,
-            workdir: None,
-            stdin: None,
-            timeout: Some(Duration::from_secs(60)),
-        };
         let outcome = self
-            .ctx
-            .containers
             .exec(
-                &container,
-                &spec,
+                "probe",
+                argv,
+                Some(Duration::from_secs(60)),
+                false,
                 Arc::clone(&collected) as Arc<dyn LogSink>,
             )
             .await?;
@@ -212,6 +191,56 @@ impl<'a> ToolBox<'a> {
             Err(poisoned) => poisoned.into_inner().join("\n"),
         };
         Ok((outcome.exit_code, text))
+    }
+
+    /// Runs one tool command where `repo_tools` says: in the tool container, or on the host
+    /// as the same unprivileged user with the same environment and working dir. On the host
+    /// `network` has no effect (host processes share the worker's network).
+    async fn exec(
+        &mut self,
+        step: &str,
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+        network: bool,
+        sink: Arc<dyn LogSink>,
+    ) -> Result<ExecOutcome, RepoError> {
+        match self.settings.repo_tools {
+            RepoTools::Container => {
+                let container = self.container(network).await?;
+                let spec = ExecSpec {
+                    step: step.to_owned(),
+                    argv,
+                    env: BTreeMap::new(),
+                    user: None,
+                    workdir: None,
+                    stdin: None,
+                    timeout,
+                };
+                Ok(self.ctx.containers.exec(&container, &spec, sink).await?)
+            }
+            RepoTools::Host => {
+                let command = HostCommand {
+                    step: step.to_owned(),
+                    argv,
+                    env: self.tool_env(),
+                    workdir: Some(self.task_dir.clone()),
+                    user: Some(self.settings.tool_user),
+                    timeout,
+                };
+                Ok(HostCommandRunner::new()
+                    .run(&command, sink, &self.ctx.cancel)
+                    .await?)
+            }
+        }
+    }
+
+    /// The tools' environment, the same in the container and on the host.
+    fn tool_env(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("HOME".to_owned(), self.task_dir.display().to_string()),
+            ("TMPDIR".to_owned(), self.task_dir.display().to_string()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ])
     }
 
     pub fn task_dir(&self) -> &Path {
