@@ -939,3 +939,165 @@ async fn createrepo_checks_the_repo_directory() {
     let id = world.create("createrepo", args("../x86_64"));
     assert!(matches!(world.run(id).await, Err(HandlerError::Fault(f)) if f.fault_code == 1019));
 }
+
+/// A runtime that refuses every container: with `repo_tools = host` none may be made.
+struct NoContainers;
+
+fn no_container(what: &str) -> koji_adjutant_actors::runtime::RuntimeError {
+    koji_adjutant_actors::runtime::RuntimeError::InvalidSpec {
+        what: what.to_owned(),
+        message: "repo_tools = host must not use the container runtime".to_owned(),
+    }
+}
+
+#[async_trait::async_trait]
+impl koji_adjutant_actors::runtime::ContainerRuntime for NoContainers {
+    async fn ensure_image(
+        &self,
+        _: &str,
+        _: koji_adjutant_actors::runtime::PullPolicy,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Err(no_container("ensure_image"))
+    }
+    async fn create(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerSpec,
+    ) -> Result<
+        koji_adjutant_actors::runtime::ContainerHandle,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Err(no_container("create"))
+    }
+    async fn start(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Err(no_container("start"))
+    }
+    async fn exec(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: &koji_adjutant_actors::runtime::ExecSpec,
+        _: std::sync::Arc<dyn koji_adjutant_actors::runtime::LogSink>,
+        _: tokio_util::sync::CancellationToken,
+    ) -> Result<
+        koji_adjutant_actors::runtime::ExecOutcome,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Err(no_container("exec"))
+    }
+    async fn stop(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: std::time::Duration,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn kill(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: bool,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn list_owned(
+        &self,
+        _: &str,
+    ) -> Result<
+        Vec<koji_adjutant_actors::runtime::ContainerSummary>,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Ok(Vec::new())
+    }
+    async fn reap_orphans(
+        &self,
+        _: &str,
+        _: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// `repo_tools = host`: the same newRepo, createrepo children and mergerepo_c merge, with the
+/// host's createrepo_c and mergerepo_c and no container at all.
+#[actix_rt::test]
+async fn host_repo_tools_make_the_same_repos_without_containers() {
+    let mut world = World::new().await;
+    world.settings.repo_tools = koji_adjutant::handlers::repos::RepoTools::Host;
+    world.runtime = std::sync::Arc::new(NoContainers);
+    populate(&world, "host-build");
+    let id = world.create("newRepo", vec![Value::String("host-build".into())]);
+    let result = world.run(id).await.expect("newRepo succeeds on the host");
+    let repo_id = result[0].as_i64().unwrap();
+    assert_eq!(world.side.repo(repo_id).unwrap().state, 1);
+    let children: Vec<_> = world
+        .hub
+        .tasks()
+        .into_iter()
+        .filter(|t| t.parent == Some(id))
+        .collect();
+    assert_eq!(children.len(), 2);
+    for child in &children {
+        let log = world
+            .hub
+            .task_output(child.id, "createrepo.log")
+            .expect("createrepo.log uploaded");
+        assert!(
+            String::from_utf8_lossy(&log).contains("Package count: 2"),
+            "log: {}",
+            String::from_utf8_lossy(&log)
+        );
+    }
+    let repodir = world.side.repo_dir(repo_id).unwrap();
+    for arch in ["x86_64", "aarch64"] {
+        let md = repomd(&repodir.join(arch));
+        assert!(md.contains("primary"), "{arch} has metadata: {md}");
+        assert!(md.contains("group"), "{arch} metadata carries comps: {md}");
+    }
+
+    // mergerepo_c on the host, with an external repo in koji mode.
+    let ext = world.workdir.path().join("external-host");
+    let ext_arch = ext.join("x86_64");
+    build_rpm(&ext_arch, "ext-tool", "1.0", "x86_64", &[]);
+    let made = std::process::Command::new("createrepo_c")
+        .arg("-q")
+        .arg(&ext_arch)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = serve(&ext);
+    let url = format!("http://127.0.0.1:{}/$arch/", server.port);
+    let tag = world.side.add_tag("host-merge", &["x86_64"]);
+    let own = build_rpm(
+        &world.workdir.path().join("rpms-host-merge"),
+        "hello",
+        "2.0",
+        "x86_64",
+        &[],
+    );
+    world.side.import_rpm(&own, tag, None).unwrap();
+    world
+        .side
+        .add_external_repo(tag, "ext-host", &url, "koji", None);
+    let id = world.create("newRepo", vec![Value::String("host-merge".into())]);
+    let result = world.run(id).await.expect("merged newRepo on the host");
+    let repodir = world.side.repo_dir(result[0].as_i64().unwrap()).unwrap();
+    let child = world
+        .hub
+        .tasks()
+        .into_iter()
+        .find(|t| t.parent == Some(id))
+        .unwrap();
+    assert!(world.hub.task_output(child.id, "mergerepos.log").is_some());
+    let origins = pkgorigins(&repodir.join("x86_64/repodata"));
+    assert!(
+        origins.contains("ext-tool-1.0-1.x86_64") && origins.contains("hello-2.0-1.x86_64"),
+        "{origins}"
+    );
+}
