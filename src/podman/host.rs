@@ -146,6 +146,44 @@ impl HostCommandRunner {
     }
 }
 
+/// Where `program` would be found by a host command: an absolute path as given, else the first
+/// executable in [`HOST_COMMAND_PATH`]. Looked up without running anything, for `doctor`.
+pub fn find_host_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    HOST_COMMAND_PATH
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join(program))
+        .find(|path| executable(path))
+}
+
+/// `doctor` checks for `repo_tools = host`: the repo tools present on the worker.
+pub fn host_repo_tool_checks() -> Vec<crate::doctor::Check> {
+    ["createrepo_c", "mergerepo_c"]
+        .into_iter()
+        .map(|tool| match find_host_program(tool) {
+            Some(path) => crate::doctor::Check::ok(
+                format!("host {tool}"),
+                format!("{} (repo_tools = host)", path.display()),
+            ),
+            None => crate::doctor::Check::fail(
+                format!("host {tool}"),
+                format!("repo_tools = host but {tool} is not in {HOST_COMMAND_PATH}"),
+                "install it (Debian `apt-get install createrepo-c`, Fedora/RHEL `dnf install \
+                 createrepo_c`) or set repo_tools = container",
+            ),
+        })
+        .collect()
+}
+
 async fn sleep_or_forever(limit: Option<Duration>) {
     match limit {
         Some(limit) => tokio::time::sleep(limit).await,
@@ -319,6 +357,20 @@ mod tests {
             error.to_string().contains("/nonexistent/createrepo_c"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn finds_programs_on_the_host_path_only_when_executable() {
+        assert!(find_host_program("sh").is_some());
+        assert_eq!(find_host_program("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_host_program("no-such-repo-tool"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("tool");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        assert_eq!(find_host_program(plain.to_str().unwrap()), None);
+        let checks = host_repo_tool_checks();
+        assert_eq!(checks.len(), 2);
+        assert_eq!(checks[0].name, "host createrepo_c");
     }
 
     #[tokio::test]

@@ -33,7 +33,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-pub use host::{HOST_COMMAND_PATH, HostCommand, HostCommandRunner};
+pub use host::{
+    HOST_COMMAND_PATH, HostCommand, HostCommandRunner, find_host_program, host_repo_tool_checks,
+};
 pub use info::{LimitSupport, PodmanFacts};
 pub use options::{PodmanOptions, STEP_DIR_IN_CONTAINER};
 
