@@ -10,6 +10,7 @@ use clap::Parser;
 use tracing::{error, info, warn};
 
 use koji_adjutant::cli::{self, Cli, Command, OutputFormat};
+use koji_adjutant::config::types::RepoTools;
 use koji_adjutant::config::{self, Config, ConfigError};
 use koji_adjutant::doctor::{self, Check};
 use koji_adjutant::hub::{self, options::HubOptions};
@@ -164,6 +165,9 @@ fn doctor_checks(config: &Config, offline: bool) -> Vec<Check> {
     let mut checks = doctor::config_checks(config);
     checks.extend(koji_adjutant::buildroot::doctor_checks(config));
     checks.extend(podman_checks(config));
+    if config.adjutant.repo_tools == RepoTools::Host {
+        checks.extend(koji_adjutant::podman::host_repo_tool_checks());
+    }
     if offline {
         return checks;
     }
