@@ -535,6 +535,9 @@ impl ContainerRuntime for NoRuntime {
     async fn ensure_image(&self, _: &str, _: PullPolicy) -> Result<(), RuntimeError> {
         unreachable!("no containers in handler tests")
     }
+    async fn inspect_image(&self, _: &str) -> Result<ImageInfo, RuntimeError> {
+        unreachable!()
+    }
     async fn create(&self, _: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
         unreachable!()
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use koji_adjutant_actors::handler::TaskContainers;
 use koji_adjutant_actors::runtime::{
-    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, Mount,
-    NetworkMode, PullPolicy, RuntimeError, SelinuxLabel,
+    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, ImageInfo, LogSink,
+    Mount, NetworkMode, PullPolicy, RuntimeError, SelinuxLabel,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +67,8 @@ pub trait BuildrootContainers: Send + Sync {
         sink: Arc<dyn LogSink>,
     ) -> Result<ExecOutcome, RuntimeError>;
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
+    /// Identity of a local image, for `image_rpms.log`.
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError>;
 }
 
 #[async_trait::async_trait]
@@ -94,6 +96,9 @@ impl BuildrootContainers for TaskContainers {
     }
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
         self.runtime().remove(container, true).await
+    }
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        self.runtime().inspect_image(image).await
     }
 }
 
@@ -156,6 +161,9 @@ impl BuildrootContainers for LocalContainers {
     }
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
         self.runtime.remove(container, true).await
+    }
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        self.runtime.inspect_image(image).await
     }
 }
 
@@ -317,7 +325,7 @@ impl Buildroot {
             }
         }
         if image_mode {
-            self.snapshot_image_rpms()?;
+            self.snapshot_image_rpms().await?;
         }
         if self.spec.repo_urls.is_empty() {
             if self.spec.settings.mode == BuildrootMode::Installroot {
@@ -443,13 +451,26 @@ impl Buildroot {
         Ok(())
     }
 
-    /// `rpm -qa` before anything is installed: these rpms came with the image.
     /// The image's `rpm -qa` from before anything was installed (written by the setup step):
-    /// these rpms came with the image.
-    fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
-        // The runtime contract has no image inspect, and podman fills /run/.containerenv only
-        // for privileged containers, so the id stays unknown until the contract grows one.
-        self.image_digest.clear();
+    /// these rpms came with the image. `image_rpms.log` names the image by reference, id and
+    /// digest, because a tag such as `:latest` moves and only the id says later what was used.
+    async fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
+        let identity = match self.containers.inspect_image(&self.spec.image).await {
+            Ok(info) => {
+                self.image_digest = info.id.clone();
+                image_identity_lines(&info)
+            }
+            // The container already runs from the image, so this is a podman hiccup; the
+            // build is still sound and the log says why the identity is missing.
+            Err(error) => {
+                self.image_digest.clear();
+                self.note(&format!(
+                    "could not inspect image {}: {error}",
+                    self.spec.image
+                ));
+                format!("image id: unknown ({error})\n")
+            }
+        };
         let path = self.spec.work_dir.join("buildroot/image-rpms.txt");
         let lines: Vec<String> = std::fs::read_to_string(&path)
             .map_err(BuildrootError::io("reading the image's rpm list", &path))?
@@ -458,14 +479,9 @@ impl Buildroot {
             .collect();
         let parsed = parse_rpm_qa(&lines)?;
         let mut text = format!(
-            "image: {}\nimage id: {}\n\nrpm -qa of the image (these rpms came with the image, \
+            "image: {}\n{identity}\nrpm -qa of the image (these rpms came with the image, \
              not from the Koji repo):\n",
             self.spec.image,
-            if self.image_digest.is_empty() {
-                "unknown"
-            } else {
-                &self.image_digest
-            }
         );
         for line in &parsed {
             text.push_str(&installed_pkgs_line(line));
@@ -1138,6 +1154,24 @@ fn sh(script: &str) -> Vec<String> {
 
 fn shell_quote(text: &str) -> String {
     shell_words::quote(text).into_owned()
+}
+
+/// The `image_rpms.log` header lines after `image:`.
+fn image_identity_lines(info: &ImageInfo) -> String {
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "none".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    format!(
+        "image id: {}\nimage digest: {}\nrepo digests: {}\nimage created: {}\n",
+        info.id,
+        or_none(&info.digest),
+        or_none(&info.repo_digests.join(" ")),
+        info.created,
+    )
 }
 
 pub(crate) fn settings_from_config(
