@@ -305,7 +305,33 @@ async fn the_group_comes_from_the_comps_repo_and_image_rpms_stay_off_the_hub_lis
         "{config}"
     );
     assert!(config.contains("%dist .test1"), "{config}");
-    assert!(read(log_dir.join("image_rpms.log")).contains("debian-rootfs-provides-1-1.noarch"));
+    let image_rpms = read(log_dir.join("image_rpms.log"));
+    assert!(
+        image_rpms.contains("debian-rootfs-provides-1-1.noarch"),
+        "{image_rpms}"
+    );
+    // The log names the exact image the moving `:latest` tag pointed at.
+    let inspect = |format: &str| {
+        let output = std::process::Command::new("podman")
+            .args(["image", "inspect", "--format", format, IMAGE])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let (id, digest) = (inspect("{{.Id}}"), inspect("{{.Digest}}"));
+    assert!(!id.is_empty() && digest.starts_with("sha256:"));
+    assert!(
+        image_rpms.starts_with(&format!(
+            "image: {IMAGE}\nimage id: {id}\nimage digest: {digest}\n"
+        )),
+        "{image_rpms}"
+    );
+    assert!(!image_rpms.contains("unknown"), "{image_rpms}");
+    assert_eq!(
+        installed.image.as_ref().map(|i| i.digest.as_str()),
+        Some(id.as_str())
+    );
     assert!(read(log_dir.join("installed_pkgs.log")).contains("stub-build-tools-1-1.noarch"));
     let state = read(log_dir.join("state.log"));
     for line in [
