@@ -21,8 +21,8 @@ use super::logs::{
 use super::packages::{RPM_QA_FORMAT, installed_pkgs_line, parse_rpm_qa};
 use super::{
     BuildNetwork, BuildOutput, BuildrootError, BuildrootLogs, BuildrootMode, BuildrootSettings,
-    BuildrootSpec, ImageProvenance, ImageRpmPolicy, InstalledRpm, InstalledRpms, LogFile,
-    PhaseTiming, SrpmOutput,
+    BuildrootSpec, ExternalRepoRef, ImageProvenance, ImageRpmPolicy, InstalledRpm, InstalledRpms,
+    LogFile, PhaseTiming, SrpmOutput,
 };
 
 /// Where the task work dir is mounted in the container.
@@ -1226,7 +1226,39 @@ pub(crate) fn settings_from_config(
             })
             .collect(),
         selinux_label: label(adjutant.selinux_label),
+        image_rpms: match &adjutant.image_rpms_external_repo {
+            None => ImageRpmPolicy::Omit,
+            Some(value) => ImageRpmPolicy::AttributeTo(parse_external_repo(value)?),
+        },
         ..BuildrootSettings::default()
+    })
+}
+
+/// `image_rpms_external_repo`: `ID:NAME[:URL]`. The id is what the hub resolves (the rpm's
+/// `location`); name and URL only fill the entry when the tag does not list that repo.
+fn parse_external_repo(value: &str) -> Result<ExternalRepoRef, BuildrootError> {
+    let bad = |why: &str| BuildrootError::Setting {
+        key: "image_rpms_external_repo".into(),
+        message: format!(
+            "{value:?} {why}; write ID:NAME[:URL] with the id and name `koji \
+             list-external-repos` shows, or unset it to leave image rpms out of the hub list"
+        ),
+    };
+    let mut parts = value.trim().splitn(3, ':');
+    let id = parts.next().unwrap_or_default().trim();
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad("does not start with a positive external repo id"))?;
+    let name = parts.next().unwrap_or_default().trim();
+    if name.is_empty() {
+        return Err(bad("names no external repo after the id"));
+    }
+    Ok(ExternalRepoRef {
+        id,
+        name: name.to_owned(),
+        url: parts.next().unwrap_or_default().trim().to_owned(),
     })
 }
 
@@ -1282,6 +1314,41 @@ mod tests {
         assert_eq!(same.build_network, BuildNetwork::SameAsBuildroot);
         let error = settings("[adjutant]\nbuild_network = podman1\n").unwrap_err();
         assert!(error.to_string().contains("build_network"), "{error}");
+    }
+
+    #[test]
+    fn image_rpms_external_repo_maps_image_rpms_to_an_external_repo() {
+        assert_eq!(settings("").unwrap().image_rpms, ImageRpmPolicy::Omit);
+        let mapped = settings(
+            "[adjutant]\nimage_rpms_external_repo = 7:f40-image:http://images.example/f40/\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mapped.image_rpms,
+            ImageRpmPolicy::AttributeTo(ExternalRepoRef {
+                id: 7,
+                name: "f40-image".into(),
+                url: "http://images.example/f40/".into(),
+            })
+        );
+        let env_style = settings("adjutant_image_rpms_external_repo = 12:builder\n").unwrap();
+        assert_eq!(
+            env_style.image_rpms,
+            ImageRpmPolicy::AttributeTo(ExternalRepoRef {
+                id: 12,
+                name: "builder".into(),
+                url: String::new(),
+            })
+        );
+        for bad in ["f40-image", "0:x", "-3:x", "7", "7:", "7: :u"] {
+            let error =
+                settings(&format!("[adjutant]\nimage_rpms_external_repo = {bad}\n")).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("image_rpms_external_repo") && message.contains("ID:NAME"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

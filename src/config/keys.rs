@@ -347,6 +347,8 @@ settings! {
     worker_id: Option<String> = None, secret false, containers "";
     /// How buildroots are made: `image` (from the task image) or `installroot` (install the build group into an empty root, as mock does).
     buildroot_mode: BuildrootMode = Some("image"), secret false, containers "";
+    /// `image` mode: report the rpms that came with the task image in setBuildRootList as rpms of this hub external repo, given as `ID:NAME[:URL]` (`koji list-external-repos`); unset leaves them out of the list and only in `image_rpms.log`.
+    image_rpms_external_repo: Option<String> = None, secret false, containers "";
     /// Keep a cache of downloaded packages between buildroots.
     buildroot_cache_enabled: bool = Some("true"), secret false, containers "";
     /// Directory of the buildroot package cache.
