@@ -26,7 +26,7 @@ use koji_adjutant_actors::hub::{
 };
 use koji_adjutant_actors::runtime::{
     ContainerHandle, ContainerRuntime, ContainerSpec, ContainerSummary, ExecOutcome, ExecSpec,
-    LogSink, PullPolicy, RuntimeError,
+    ImageInfo, LogSink, PullPolicy, RuntimeError,
 };
 use koji_adjutant_actors::testing::standalone_context;
 use serde_json::{Map, Value, json};
