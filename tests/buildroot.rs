@@ -355,8 +355,26 @@ async fn image_rpms_can_be_attributed_to_an_operator_mapped_external_repo() {
         name: "builder-image".into(),
         url: "http://images.example/builder/".into(),
     };
+    // The operator's mapping, as written in kojid.conf.
+    let conf = work.path().join("kojid.conf");
+    std::fs::write(
+        &conf,
+        "[kojid]\nserver = https://hub.example/kojihub\ntopurl = https://hub.example/kojifiles\n\
+         [adjutant]\nimage_rpms_external_repo = 3:builder-image:http://images.example/builder/\n",
+    )
+    .unwrap();
+    let config = koji_adjutant::config::load(&koji_adjutant::config::ConfigSource {
+        path: Some(conf),
+        ..Default::default()
+    })
+    .unwrap();
+    let configured = BuildrootSettings::from_config(&config).unwrap();
+    assert_eq!(
+        configured.image_rpms,
+        ImageRpmPolicy::AttributeTo(external.clone())
+    );
     let settings = BuildrootSettings {
-        image_rpms: ImageRpmPolicy::AttributeTo(external.clone()),
+        image_rpms: configured.image_rpms,
         ..BuildrootSettings::default()
     };
     let buildroot = Buildroot::init(
@@ -381,6 +399,14 @@ async fn image_rpms_can_be_attributed_to_an_operator_mapped_external_repo() {
             ("stub-build-tools", None)
         ]
     );
+    // In setBuildRootList shape: the hub resolves the image rpm through `location`.
+    let list = koji_adjutant::handlers::build_arch::hub_rpm_list(&installed, None, &[]).unwrap();
+    assert_eq!(list[0]["location"], serde_json::json!(3));
+    assert_eq!(
+        list[0]["external_repo"]["external_repo_name"],
+        serde_json::json!("builder-image")
+    );
+    assert!(list[1].get("location").is_none(), "{list}");
 }
 
 /// Accepts connections on 127.0.0.1 and counts them.
