@@ -305,7 +305,33 @@ async fn the_group_comes_from_the_comps_repo_and_image_rpms_stay_off_the_hub_lis
         "{config}"
     );
     assert!(config.contains("%dist .test1"), "{config}");
-    assert!(read(log_dir.join("image_rpms.log")).contains("debian-rootfs-provides-1-1.noarch"));
+    let image_rpms = read(log_dir.join("image_rpms.log"));
+    assert!(
+        image_rpms.contains("debian-rootfs-provides-1-1.noarch"),
+        "{image_rpms}"
+    );
+    // The log names the exact image the moving `:latest` tag pointed at.
+    let inspect = |format: &str| {
+        let output = std::process::Command::new("podman")
+            .args(["image", "inspect", "--format", format, IMAGE])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let (id, digest) = (inspect("{{.Id}}"), inspect("{{.Digest}}"));
+    assert!(!id.is_empty() && digest.starts_with("sha256:"));
+    assert!(
+        image_rpms.starts_with(&format!(
+            "image: {IMAGE}\nimage id: {id}\nimage digest: {digest}\n"
+        )),
+        "{image_rpms}"
+    );
+    assert!(!image_rpms.contains("unknown"), "{image_rpms}");
+    assert_eq!(
+        installed.image.as_ref().map(|i| i.digest.as_str()),
+        Some(id.as_str())
+    );
     assert!(read(log_dir.join("installed_pkgs.log")).contains("stub-build-tools-1-1.noarch"));
     let state = read(log_dir.join("state.log"));
     for line in [
@@ -329,8 +355,26 @@ async fn image_rpms_can_be_attributed_to_an_operator_mapped_external_repo() {
         name: "builder-image".into(),
         url: "http://images.example/builder/".into(),
     };
+    // The operator's mapping, as written in kojid.conf.
+    let conf = work.path().join("kojid.conf");
+    std::fs::write(
+        &conf,
+        "[kojid]\nserver = https://hub.example/kojihub\ntopurl = https://hub.example/kojifiles\n\
+         [adjutant]\nimage_rpms_external_repo = 3:builder-image:http://images.example/builder/\n",
+    )
+    .unwrap();
+    let config = koji_adjutant::config::load(&koji_adjutant::config::ConfigSource {
+        path: Some(conf),
+        ..Default::default()
+    })
+    .unwrap();
+    let configured = BuildrootSettings::from_config(&config).unwrap();
+    assert_eq!(
+        configured.image_rpms,
+        ImageRpmPolicy::AttributeTo(external.clone())
+    );
     let settings = BuildrootSettings {
-        image_rpms: ImageRpmPolicy::AttributeTo(external.clone()),
+        image_rpms: configured.image_rpms,
         ..BuildrootSettings::default()
     };
     let buildroot = Buildroot::init(
@@ -355,6 +399,14 @@ async fn image_rpms_can_be_attributed_to_an_operator_mapped_external_repo() {
             ("stub-build-tools", None)
         ]
     );
+    // In setBuildRootList shape: the hub resolves the image rpm through `location`.
+    let list = koji_adjutant::handlers::build_arch::hub_rpm_list(&installed, None, &[]).unwrap();
+    assert_eq!(list[0]["location"], serde_json::json!(3));
+    assert_eq!(
+        list[0]["external_repo"]["external_repo_name"],
+        serde_json::json!("builder-image")
+    );
+    assert!(list[1].get("location").is_none(), "{list}");
 }
 
 /// Accepts connections on 127.0.0.1 and counts them.

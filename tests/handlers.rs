@@ -26,7 +26,7 @@ use koji_adjutant_actors::hub::{
 };
 use koji_adjutant_actors::runtime::{
     ContainerHandle, ContainerRuntime, ContainerSpec, ContainerSummary, ExecOutcome, ExecSpec,
-    LogSink, PullPolicy, RuntimeError,
+    ImageInfo, LogSink, PullPolicy, RuntimeError,
 };
 use koji_adjutant_actors::testing::standalone_context;
 use serde_json::{Map, Value, json};
@@ -534,6 +534,9 @@ struct NoRuntime;
 impl ContainerRuntime for NoRuntime {
     async fn ensure_image(&self, _: &str, _: PullPolicy) -> Result<(), RuntimeError> {
         unreachable!("no containers in handler tests")
+    }
+    async fn inspect_image(&self, _: &str) -> Result<ImageInfo, RuntimeError> {
+        unreachable!()
     }
     async fn create(&self, _: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
         unreachable!()

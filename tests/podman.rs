@@ -506,6 +506,36 @@ async fn pull_policy_never_names_the_missing_image() {
 }
 
 #[tokio::test]
+async fn inspect_image_gives_the_id_digest_and_labels_podman_knows() {
+    let fx = Fixture::new("inspect");
+    let info = fx.runtime.inspect_image(image()).await.unwrap();
+    let inspect = |format: &str| {
+        let output = podman(&["image", "inspect", "--format", format, image()]);
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(info.id, inspect("{{.Id}}"));
+    assert_eq!(info.digest, inspect("{{.Digest}}"));
+    assert!(info.digest.starts_with("sha256:"), "{info:?}");
+    assert!(!info.created.is_empty(), "{info:?}");
+    // scripts/build-image.sh labels the image with its recipe hash.
+    assert!(
+        info.labels
+            .keys()
+            .any(|key| key.starts_with("io.koji.adjutant.builder")),
+        "{info:?}"
+    );
+
+    let missing = "localhost/koji-adjutant-no-such-image:inspect";
+    let err = fx.runtime.inspect_image(missing).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ImageUnavailable { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(missing), "{err}");
+}
+
+#[tokio::test]
 async fn orphan_reaping_spares_live_and_other_workers_containers() {
     let mine = Fixture::new("reap-a");
     let other = Fixture::new("reap-b");

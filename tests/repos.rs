@@ -959,6 +959,13 @@ impl koji_adjutant_actors::runtime::ContainerRuntime for NoContainers {
     ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
         Err(no_container("ensure_image"))
     }
+    async fn inspect_image(
+        &self,
+        _: &str,
+    ) -> Result<koji_adjutant_actors::runtime::ImageInfo, koji_adjutant_actors::runtime::RuntimeError>
+    {
+        Err(no_container("inspect_image"))
+    }
     async fn create(
         &self,
         _: &koji_adjutant_actors::runtime::ContainerSpec,

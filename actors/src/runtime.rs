@@ -154,6 +154,21 @@ pub struct ContainerSummary {
     pub state: String,
 }
 
+/// What the runtime knows about a local image: enough to say afterwards exactly which image a
+/// buildroot came from, since a tag such as `:latest` moves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImageInfo {
+    /// The full image id (hex content hash of the image config, as `podman images --no-trunc`).
+    pub id: String,
+    /// The manifest digest the image was pulled by; empty for a locally built image.
+    pub digest: String,
+    /// Every `name@digest` the image is known by in registries (empty when never pushed/pulled).
+    pub repo_digests: Vec<String>,
+    /// Creation time as the runtime prints it (RFC 3339).
+    pub created: String,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// What went wrong in the runtime, with enough detail for a task's failure message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuntimeError {
@@ -188,6 +203,8 @@ pub enum RuntimeError {
 #[async_trait::async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
     async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), RuntimeError>;
+    /// Identity of a local image (it is not pulled); a missing image is `ImageUnavailable`.
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError>;
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError>;
     async fn start(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
     /// Runs one step. Returns the command's own exit status; a failure of podman itself is an
@@ -337,6 +354,9 @@ mod tests {
     impl ContainerRuntime for RecordingRuntime {
         async fn ensure_image(&self, _: &str, _: PullPolicy) -> Result<(), RuntimeError> {
             Ok(())
+        }
+        async fn inspect_image(&self, _: &str) -> Result<ImageInfo, RuntimeError> {
+            Ok(ImageInfo::default())
         }
         async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
             Ok(ContainerHandle {

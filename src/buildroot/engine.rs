@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use koji_adjutant_actors::handler::TaskContainers;
 use koji_adjutant_actors::runtime::{
-    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, LogSink, Mount,
-    NetworkMode, PullPolicy, RuntimeError, SelinuxLabel,
+    ContainerHandle, ContainerRuntime, ContainerSpec, ExecOutcome, ExecSpec, ImageInfo, LogSink,
+    Mount, NetworkMode, PullPolicy, RuntimeError, SelinuxLabel,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -21,8 +21,8 @@ use super::logs::{
 use super::packages::{RPM_QA_FORMAT, installed_pkgs_line, parse_rpm_qa};
 use super::{
     BuildNetwork, BuildOutput, BuildrootError, BuildrootLogs, BuildrootMode, BuildrootSettings,
-    BuildrootSpec, ImageProvenance, ImageRpmPolicy, InstalledRpm, InstalledRpms, LogFile,
-    PhaseTiming, SrpmOutput,
+    BuildrootSpec, ExternalRepoRef, ImageProvenance, ImageRpmPolicy, InstalledRpm, InstalledRpms,
+    LogFile, PhaseTiming, SrpmOutput,
 };
 
 /// Where the task work dir is mounted in the container.
@@ -67,6 +67,8 @@ pub trait BuildrootContainers: Send + Sync {
         sink: Arc<dyn LogSink>,
     ) -> Result<ExecOutcome, RuntimeError>;
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError>;
+    /// Identity of a local image, for `image_rpms.log`.
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError>;
 }
 
 #[async_trait::async_trait]
@@ -94,6 +96,9 @@ impl BuildrootContainers for TaskContainers {
     }
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
         self.runtime().remove(container, true).await
+    }
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        self.runtime().inspect_image(image).await
     }
 }
 
@@ -156,6 +161,9 @@ impl BuildrootContainers for LocalContainers {
     }
     async fn remove(&self, container: &ContainerHandle) -> Result<(), RuntimeError> {
         self.runtime.remove(container, true).await
+    }
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        self.runtime.inspect_image(image).await
     }
 }
 
@@ -317,7 +325,7 @@ impl Buildroot {
             }
         }
         if image_mode {
-            self.snapshot_image_rpms()?;
+            self.snapshot_image_rpms().await?;
         }
         if self.spec.repo_urls.is_empty() {
             if self.spec.settings.mode == BuildrootMode::Installroot {
@@ -443,13 +451,26 @@ impl Buildroot {
         Ok(())
     }
 
-    /// `rpm -qa` before anything is installed: these rpms came with the image.
     /// The image's `rpm -qa` from before anything was installed (written by the setup step):
-    /// these rpms came with the image.
-    fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
-        // The runtime contract has no image inspect, and podman fills /run/.containerenv only
-        // for privileged containers, so the id stays unknown until the contract grows one.
-        self.image_digest.clear();
+    /// these rpms came with the image. `image_rpms.log` names the image by reference, id and
+    /// digest, because a tag such as `:latest` moves and only the id says later what was used.
+    async fn snapshot_image_rpms(&mut self) -> Result<(), BuildrootError> {
+        let identity = match self.containers.inspect_image(&self.spec.image).await {
+            Ok(info) => {
+                self.image_digest = info.id.clone();
+                image_identity_lines(&info)
+            }
+            // The container already runs from the image, so this is a podman hiccup; the
+            // build is still sound and the log says why the identity is missing.
+            Err(error) => {
+                self.image_digest.clear();
+                self.note(&format!(
+                    "could not inspect image {}: {error}",
+                    self.spec.image
+                ));
+                format!("image id: unknown ({error})\n")
+            }
+        };
         let path = self.spec.work_dir.join("buildroot/image-rpms.txt");
         let lines: Vec<String> = std::fs::read_to_string(&path)
             .map_err(BuildrootError::io("reading the image's rpm list", &path))?
@@ -458,14 +479,9 @@ impl Buildroot {
             .collect();
         let parsed = parse_rpm_qa(&lines)?;
         let mut text = format!(
-            "image: {}\nimage id: {}\n\nrpm -qa of the image (these rpms came with the image, \
+            "image: {}\n{identity}\nrpm -qa of the image (these rpms came with the image, \
              not from the Koji repo):\n",
             self.spec.image,
-            if self.image_digest.is_empty() {
-                "unknown"
-            } else {
-                &self.image_digest
-            }
         );
         for line in &parsed {
             text.push_str(&installed_pkgs_line(line));
@@ -1140,6 +1156,24 @@ fn shell_quote(text: &str) -> String {
     shell_words::quote(text).into_owned()
 }
 
+/// The `image_rpms.log` header lines after `image:`.
+fn image_identity_lines(info: &ImageInfo) -> String {
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "none".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
+    format!(
+        "image id: {}\nimage digest: {}\nrepo digests: {}\nimage created: {}\n",
+        info.id,
+        or_none(&info.digest),
+        or_none(&info.repo_digests.join(" ")),
+        info.created,
+    )
+}
+
 pub(crate) fn settings_from_config(
     config: &crate::config::Config,
 ) -> Result<BuildrootSettings, BuildrootError> {
@@ -1192,7 +1226,39 @@ pub(crate) fn settings_from_config(
             })
             .collect(),
         selinux_label: label(adjutant.selinux_label),
+        image_rpms: match &adjutant.image_rpms_external_repo {
+            None => ImageRpmPolicy::Omit,
+            Some(value) => ImageRpmPolicy::AttributeTo(parse_external_repo(value)?),
+        },
         ..BuildrootSettings::default()
+    })
+}
+
+/// `image_rpms_external_repo`: `ID:NAME[:URL]`. The id is what the hub resolves (the rpm's
+/// `location`); name and URL only fill the entry when the tag does not list that repo.
+fn parse_external_repo(value: &str) -> Result<ExternalRepoRef, BuildrootError> {
+    let bad = |why: &str| BuildrootError::Setting {
+        key: "image_rpms_external_repo".into(),
+        message: format!(
+            "{value:?} {why}; write ID:NAME[:URL] with the id and name `koji \
+             list-external-repos` shows, or unset it to leave image rpms out of the hub list"
+        ),
+    };
+    let mut parts = value.trim().splitn(3, ':');
+    let id = parts.next().unwrap_or_default().trim();
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| bad("does not start with a positive external repo id"))?;
+    let name = parts.next().unwrap_or_default().trim();
+    if name.is_empty() {
+        return Err(bad("names no external repo after the id"));
+    }
+    Ok(ExternalRepoRef {
+        id,
+        name: name.to_owned(),
+        url: parts.next().unwrap_or_default().trim().to_owned(),
     })
 }
 
@@ -1248,6 +1314,41 @@ mod tests {
         assert_eq!(same.build_network, BuildNetwork::SameAsBuildroot);
         let error = settings("[adjutant]\nbuild_network = podman1\n").unwrap_err();
         assert!(error.to_string().contains("build_network"), "{error}");
+    }
+
+    #[test]
+    fn image_rpms_external_repo_maps_image_rpms_to_an_external_repo() {
+        assert_eq!(settings("").unwrap().image_rpms, ImageRpmPolicy::Omit);
+        let mapped = settings(
+            "[adjutant]\nimage_rpms_external_repo = 7:f40-image:http://images.example/f40/\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mapped.image_rpms,
+            ImageRpmPolicy::AttributeTo(ExternalRepoRef {
+                id: 7,
+                name: "f40-image".into(),
+                url: "http://images.example/f40/".into(),
+            })
+        );
+        let env_style = settings("adjutant_image_rpms_external_repo = 12:builder\n").unwrap();
+        assert_eq!(
+            env_style.image_rpms,
+            ImageRpmPolicy::AttributeTo(ExternalRepoRef {
+                id: 12,
+                name: "builder".into(),
+                url: String::new(),
+            })
+        );
+        for bad in ["f40-image", "0:x", "-3:x", "7", "7:", "7: :u"] {
+            let error =
+                settings(&format!("[adjutant]\nimage_rpms_external_repo = {bad}\n")).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.contains("image_rpms_external_repo") && message.contains("ID:NAME"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

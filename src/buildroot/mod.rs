@@ -171,8 +171,8 @@ impl BuildrootSettings {
     /// The settings from a loaded configuration. Fails on a `build_network` other than `none`
     /// or the value of `buildroot_network` (a build step cannot join a third network).
     /// `limits` and `pull_policy` stay at their defaults: the caller sets them from the task
-    /// (`TaskContext::limits`, `TaskContext::pull_policy`). `image_rpms` is `Omit`: no config
-    /// key maps the image to an external repo yet.
+    /// (`TaskContext::limits`, `TaskContext::pull_policy`). `image_rpms` is `AttributeTo` when
+    /// `image_rpms_external_repo` is set (`ID:NAME[:URL]`, else an error), `Omit` otherwise.
     pub fn from_config(config: &crate::config::Config) -> Result<Self, BuildrootError> {
         engine::settings_from_config(config)
     }

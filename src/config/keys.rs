@@ -350,6 +350,8 @@ settings! {
     buildroot_mode: BuildrootMode = Some("image"), secret false, containers "";
     /// Where the repo tasks run createrepo_c, mergerepo_c and dnf: `container` (a read-only-topdir tool container) or `host` (the host's binaries, as the unprivileged tool user, without container isolation).
     repo_tools: RepoTools = Some("container"), secret false, containers "`host` needs createrepo_c/mergerepo_c on the worker; see docs/repo-tasks.md for the trade-off.";
+    /// `image` mode: report the rpms that came with the task image in setBuildRootList as rpms of this hub external repo, given as `ID:NAME[:URL]` (`koji list-external-repos`); unset leaves them out of the list and only in `image_rpms.log`.
+    image_rpms_external_repo: Option<String> = None, secret false, containers "";
     /// Keep a cache of downloaded packages between buildroots.
     buildroot_cache_enabled: bool = Some("true"), secret false, containers "";
     /// Directory of the buildroot package cache.

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use koji_adjutant_actors::runtime::{
     ContainerHandle, ContainerRuntime, ContainerSpec, ContainerSummary, ExecOutcome, ExecSpec,
-    LogSink, NetworkMode, OutputStream, PullPolicy, ResourceLimits, RuntimeError, SelinuxLabel,
+    ImageInfo, LogSink, NetworkMode, OutputStream, PullPolicy, ResourceLimits, RuntimeError,
+    SelinuxLabel,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
@@ -589,6 +590,40 @@ impl ContainerRuntime for PodmanRuntime {
         }
     }
 
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        let output = cli::run(
+            self.program(),
+            "image inspect",
+            ["image", "inspect", "--format", "json", image],
+            self.inner.options.command_timeout,
+            self.podman_cwd(),
+        )
+        .await?;
+        // podman prints `[]` and exits 125 for an unknown image, like for any other failure,
+        // so "not present" is recognised by the empty result rather than by the status.
+        if output.status != 0 && output.stdout.trim().trim_start_matches('[').trim() != "]" {
+            return Err(RuntimeError::Podman {
+                operation: "image inspect".to_owned(),
+                status: output.status,
+                message: output.message(),
+            });
+        }
+        let parsed =
+            parse_image_inspect_json(&output.stdout).map_err(|message| RuntimeError::Podman {
+                operation: "image inspect".to_owned(),
+                status: output.status,
+                message,
+            })?;
+        parsed.ok_or_else(|| RuntimeError::ImageUnavailable {
+            image: image.to_owned(),
+            policy: "not applied (inspecting never pulls)".to_owned(),
+            message: format!(
+                "{}; build or pull it first (scripts/build-image.sh, `podman pull`)",
+                output.message()
+            ),
+        })
+    }
+
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
         let facts = self.probe().await?.clone();
         let step_dir = self.step_dir(&spec.name);
@@ -988,6 +1023,57 @@ impl ContainerRuntime for PodmanRuntime {
 }
 
 /// Parses `podman ps --format json`.
+/// The first image of `podman image inspect --format json`, `None` for an empty array.
+fn parse_image_inspect_json(json: &str) -> Result<Option<ImageInfo>, String> {
+    let text = json.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let entries: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|err| format!("unreadable `image inspect` JSON: {err}"))?;
+    let Some(entry) = entries.first() else {
+        return Ok(None);
+    };
+    let text_of = |key: &str| {
+        entry
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let id = text_of("Id");
+    if id.is_empty() {
+        return Err("`image inspect` JSON has no Id".to_owned());
+    }
+    let repo_digests = entry
+        .get("RepoDigests")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    // `Labels` is null for an image without labels.
+    let labels = entry
+        .get("Labels")
+        .and_then(serde_json::Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(ImageInfo {
+        id,
+        digest: text_of("Digest"),
+        repo_digests,
+        created: text_of("Created"),
+        labels,
+    }))
+}
+
 fn parse_ps_json(json: &str) -> Result<Vec<ContainerSummary>, String> {
     let text = json.trim();
     if text.is_empty() {
@@ -1072,6 +1158,26 @@ impl Drop for StepGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_inspect_json_gives_id_digest_and_labels() {
+        let json = r#"[{"Id": "bc83", "Digest": "sha256:66fe",
+            "RepoDigests": ["localhost/b@sha256:66fe"], "Created": "2026-11-26T20:38:16Z",
+            "Labels": {"recipe": "ac77"}}]"#;
+        let info = parse_image_inspect_json(json).unwrap().unwrap();
+        assert_eq!(info.id, "bc83");
+        assert_eq!(info.digest, "sha256:66fe");
+        assert_eq!(info.repo_digests, ["localhost/b@sha256:66fe"]);
+        assert_eq!(info.created, "2026-11-26T20:38:16Z");
+        assert_eq!(info.labels["recipe"], "ac77");
+        let bare = parse_image_inspect_json(r#"[{"Id": "x", "Labels": null}]"#)
+            .unwrap()
+            .unwrap();
+        assert!(bare.labels.is_empty() && bare.digest.is_empty());
+        assert_eq!(parse_image_inspect_json("[]").unwrap(), None);
+        assert!(parse_image_inspect_json(r#"[{"Digest": "d"}]"#).is_err());
+        assert!(parse_image_inspect_json("Error").is_err());
+    }
 
     #[test]
     fn oom_counter_is_found_on_cgroup_v1_and_v2() {

@@ -841,6 +841,12 @@ impl ContainerRuntime for FakeRuntime {
     async fn ensure_image(&self, _image: &str, _policy: PullPolicy) -> Result<(), RuntimeError> {
         Ok(())
     }
+    async fn inspect_image(&self, image: &str) -> Result<ImageInfo, RuntimeError> {
+        Ok(ImageInfo {
+            id: format!("sha256:fake-{image}"),
+            ..ImageInfo::default()
+        })
+    }
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerHandle, RuntimeError> {
         let lag = *self.create_lag.lock().unwrap();
         if !lag.is_zero() {
