@@ -693,13 +693,20 @@ async fn a_container_with_exhausted_pids_can_still_be_killed_and_removed() {
             )
             .await
     });
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    // No new exec fits; podman's failure (rc 255) must not read as the command's status.
-    let (result, _) = fx.run(&handle, sh("probe", "true")).await;
-    assert!(
-        matches!(result, Err(RuntimeError::Podman { .. })),
-        "{result:?}"
-    );
+    // Once the filler has used up the pids, no new exec fits, and podman's failure (rc 255)
+    // must not read as the command's status. Until then a probe simply succeeds; how long
+    // filling takes depends on the machine's load, so poll instead of guessing a delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (result, _) = fx.run(&handle, sh("probe", "true")).await;
+        match result {
+            Err(RuntimeError::Podman { .. }) => break,
+            Ok(ExecOutcome { exit_code: 0, .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => panic!("expected podman to fail once the pids are used up, got {other:?}"),
+        }
+    }
 
     let started = Instant::now();
     fx.runtime.kill(&handle).await.unwrap();
