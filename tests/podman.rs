@@ -906,7 +906,7 @@ async fn stop_gives_running_steps_a_sigterm_and_the_grace_period() {
     let build = tokio::spawn(async move {
         let mut build = sh(
             "build",
-            "trap 'echo terminated > /builddir/term; exit 143' TERM; sleep 60 & wait",
+            "trap 'echo terminated > /builddir/term; exit 143' TERM; touch /builddir/ready; sleep 60 & wait",
         );
         build.user = Some("1000".into());
         runtime
@@ -918,7 +918,12 @@ async fn stop_gives_running_steps_a_sigterm_and_the_grace_period() {
             )
             .await
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Stop only once the step has set its trap: on a loaded machine a fixed delay raced it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shared.path().join("ready").exists() {
+        assert!(Instant::now() < deadline, "the step never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let started = Instant::now();
     fx.runtime
         .stop(&handle, Duration::from_secs(10))
