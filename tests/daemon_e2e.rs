@@ -59,7 +59,11 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
 fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    let sources = Path::new(ROOT).join("tests/data/srpms").join(package);
+    build_srpm_from(&Path::new(ROOT).join("tests/data/srpms").join(package), package, dir)
+}
+
+/// `rpmbuild -bs` of `sources/<package>.spec`, into `dir`.
+fn build_srpm_from(sources: &Path, package: &str, dir: &Path) -> PathBuf {
     let top = tempfile::tempdir().unwrap();
     run(Command::new("rpmbuild")
         .arg("-bs")
@@ -723,4 +727,125 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
     }
     assert!(daemon.containers().is_empty(), "no container is left");
     daemon.assert_took_every_task_at_once();
+}
+
+/// The methods the daemon's main session called, in order (`login` as kojid's `sslLogin`: the
+/// tests log in with a password, the transcripts with a certificate).
+fn main_session_calls(hub: &FakeHub) -> Vec<String> {
+    hub.call_log()
+        .iter()
+        // A login carries no session yet, so the hub cannot name its process.
+        .filter(|record| {
+            record["direction"] == "request"
+                && (record["proc"] == "main" || record["method"] == "login")
+        })
+        .filter_map(|record| record["method"].as_str())
+        .map(|method| match method {
+            "login" => "sslLogin".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
+fn transcript_main_calls(name: &str) -> Vec<String> {
+    let path = Path::new(ROOT)
+        .join("tests/fixtures/hub-transcripts")
+        .join(format!("{name}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Json>(line).unwrap())
+        .filter(|record| record["direction"] == "request" && record["proc"] == "main")
+        .filter_map(|record| record["method"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Scenario `cancel` (transcript tests/fixtures/hub-transcripts/cancel.*): a scratch build
+/// whose buildArch sleeps in %build; the buildArch task is cancelled while rpmbuild runs, the
+/// parent fails with "Task N is canceled", then the daemon is stopped.
+#[actix_rt::test]
+async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
+    let (world, _) = World::new(false).await;
+    world.add_repo_by_hand();
+    world.side.add_package(world.dest_tag, "slowpoke", false);
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sources.path().join("slowpoke.spec"),
+        "Name: slowpoke\nVersion: 1.0\nRelease: 1\nSummary: sleeps in %build\nLicense: MIT\n\
+         BuildArch: noarch\n%description\nsleeps\n%prep\n%build\necho SLEEPING\nsleep 600\n\
+         %files\n",
+    )
+    .unwrap();
+    let dir = world.hub.topdir().join("work/cli-build/1700000000.1.e2e");
+    let srpm = build_srpm_from(sources.path(), "slowpoke", &dir);
+    let relpath = format!(
+        "cli-build/1700000000.1.e2e/{}",
+        srpm.file_name().unwrap().to_string_lossy()
+    );
+    let mut daemon = Daemon::start(&world.hub, &world.topurl, "cancel");
+    let parent = world
+        .hub
+        .create_task(NewTask::new(
+            "build",
+            vec![
+                Value::String(relpath),
+                Value::String("dist".to_owned()),
+                koji_fakehub::build::to_value(&json!({"scratch": true})),
+            ],
+        ))
+        .unwrap();
+
+    // `koji cancel` of the buildArch task once rpmbuild sleeps in %build.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let build_arch = loop {
+        let running = world
+            .children(parent)
+            .into_iter()
+            .find(|t| t.method == "buildArch")
+            .filter(|t| {
+                world
+                    .hub
+                    .task_output(t.id, "build.log")
+                    .is_some_and(|log| String::from_utf8_lossy(&log).contains("SLEEPING"))
+            });
+        if let Some(task) = running {
+            break task.id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "buildArch never reached %build; daemon log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    world.hub.cancel_task(build_arch).unwrap();
+    let state = daemon
+        .wait_done(&world.hub, parent, Duration::from_secs(60))
+        .await;
+    assert_eq!(state, TaskState::Failed, "daemon log:\n{}", daemon.log());
+    assert_eq!(world.hub.task(build_arch).unwrap().state, TaskState::Canceled);
+    // kojid's run went on polling for a few cycles before it was stopped.
+    let polls = |hub: &FakeHub| {
+        main_session_calls(hub)
+            .iter()
+            .filter(|c| *c == "host.getTasks")
+            .count()
+    };
+    let polls_at_end = polls(&world.hub);
+    while polls(&world.hub) < polls_at_end + 3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}; log:\n{}", daemon.log());
+
+    let ours = main_session_calls(&world.hub);
+    let kojid = transcript_main_calls("cancel");
+    eprintln!("OURS {ours:?}");
+    eprintln!("KOJID {kojid:?}");
+    assert!(daemon.containers().is_empty(), "no container is left");
 }
