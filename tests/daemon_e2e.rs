@@ -59,7 +59,11 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
 fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    build_srpm_from(&Path::new(ROOT).join("tests/data/srpms").join(package), package, dir)
+    build_srpm_from(
+        &Path::new(ROOT).join("tests/data/srpms").join(package),
+        package,
+        dir,
+    )
 }
 
 /// `rpmbuild -bs` of `sources/<package>.spec`, into `dir`.
@@ -823,7 +827,10 @@ async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
         .wait_done(&world.hub, parent, Duration::from_secs(60))
         .await;
     assert_eq!(state, TaskState::Failed, "daemon log:\n{}", daemon.log());
-    assert_eq!(world.hub.task(build_arch).unwrap().state, TaskState::Canceled);
+    assert_eq!(
+        world.hub.task(build_arch).unwrap().state,
+        TaskState::Canceled
+    );
     // kojid's run went on polling for a few cycles before it was stopped.
     let polls = |hub: &FakeHub| {
         main_session_calls(hub)
@@ -832,20 +839,111 @@ async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
             .count()
     };
     let polls_at_end = polls(&world.hub);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while polls(&world.hub) < polls_at_end + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon stopped polling:\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let seen_at_stop = main_session_calls(&world.hub).len();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(daemon.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = daemon.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert!(status.success(), "exit {status:?}; log:\n{}", daemon.log());
 
     let ours = main_session_calls(&world.hub);
     let kojid = transcript_main_calls("cancel");
-    eprintln!("OURS {ours:?}");
-    eprintln!("KOJID {kojid:?}");
+    eprintln!("ours:  {ours:?}");
+    eprintln!("kojid: {kojid:?}");
+    // Start-up and shutdown are kojid's exactly.
+    assert_eq!(ours[..5], kojid[..5], "start-up differs");
+    assert_eq!(
+        ours[ours.len() - 3..],
+        kojid[kojid.len() - 3..],
+        "shutdown differs"
+    );
+    assert!(seen_at_stop <= ours.len() - 3);
+    // In between, every step of kojid's main process that is not part of a bare idle poll
+    // cycle comes in kojid's order: three tasks taken (getTaskInfo, [getBuildConfig,]
+    // host.openTask, host.setTaskWeight, subsession), the cancelled buildArch noticed
+    // (host.getHostTasks, getTaskInfo, logoutChild) and the failed parent reaped.
+    let idle = [
+        "listBuildroots",
+        "host.getHostTasks",
+        "host.getHost",
+        "host.updateHost",
+        "host.getTasks",
+    ];
+    let events = |calls: &[String]| -> Vec<String> {
+        calls[5..calls.len() - 3]
+            .iter()
+            .filter(|c| !idle.contains(&c.as_str()))
+            .cloned()
+            .collect()
+    };
+    let (our_events, kojid_events) = (events(&ours), events(&kojid));
+    let is_subsequence = |wanted: &[String], calls: &[String]| {
+        let mut wanted = wanted.iter().peekable();
+        for call in calls {
+            if wanted.peek().is_some_and(|name| *name == call) {
+                wanted.next();
+            }
+        }
+        wanted.peek().is_none()
+    };
+    // Normalised as docs/worker.md ("Intended differences") explains: our live log uploads
+    // (rawUpload, checkUpload) are on the main session; kojid's getTaskInfo calls outside a
+    // take (its buildroot checks, once per cycle and buildroot) have no counterpart; the
+    // expiry of the cancelled task's buildroot (host.setBuildRootState) is compared by count,
+    // as its place depends on when the parent fails.
+    let normalise = |events: &[String]| -> (Vec<String>, usize) {
+        let mut kept = Vec::new();
+        for (i, call) in events.iter().enumerate() {
+            let next = events.get(i + 1).map(String::as_str);
+            match call.as_str() {
+                "rawUpload" | "checkUpload" | "host.setBuildRootState" => {}
+                "getTaskInfo" if !matches!(next, Some("getBuildConfig" | "host.openTask")) => {}
+                _ => kept.push(call.clone()),
+            }
+        }
+        let expiries = events
+            .iter()
+            .filter(|c| *c == "host.setBuildRootState")
+            .count();
+        (kept, expiries)
+    };
+    assert_eq!(
+        normalise(&our_events),
+        normalise(&kojid_events),
+        "the main process's calls differ from kojid's:\n ours  {our_events:?}\n kojid {kojid_events:?}"
+    );
+    assert!(
+        is_subsequence(
+            &[
+                "host.getHostTasks".to_owned(),
+                "getTaskInfo".to_owned(),
+                "logoutChild".to_owned()
+            ],
+            &ours
+        ),
+        "kojid's cancel sequence"
+    );
     assert!(daemon.containers().is_empty(), "no container is left");
 }
