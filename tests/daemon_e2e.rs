@@ -59,7 +59,15 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
 fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    let sources = Path::new(ROOT).join("tests/data/srpms").join(package);
+    build_srpm_from(
+        &Path::new(ROOT).join("tests/data/srpms").join(package),
+        package,
+        dir,
+    )
+}
+
+/// `rpmbuild -bs` of `sources/<package>.spec`, into `dir`.
+fn build_srpm_from(sources: &Path, package: &str, dir: &Path) -> PathBuf {
     let top = tempfile::tempdir().unwrap();
     run(Command::new("rpmbuild")
         .arg("-bs")
@@ -723,4 +731,219 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
     }
     assert!(daemon.containers().is_empty(), "no container is left");
     daemon.assert_took_every_task_at_once();
+}
+
+/// The methods the daemon's main session called, in order (`login` as kojid's `sslLogin`: the
+/// tests log in with a password, the transcripts with a certificate).
+fn main_session_calls(hub: &FakeHub) -> Vec<String> {
+    hub.call_log()
+        .iter()
+        // A login carries no session yet, so the hub cannot name its process.
+        .filter(|record| {
+            record["direction"] == "request"
+                && (record["proc"] == "main" || record["method"] == "login")
+        })
+        .filter_map(|record| record["method"].as_str())
+        .map(|method| match method {
+            "login" => "sslLogin".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
+fn transcript_main_calls(name: &str) -> Vec<String> {
+    let path = Path::new(ROOT)
+        .join("tests/fixtures/hub-transcripts")
+        .join(format!("{name}.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Json>(line).unwrap())
+        .filter(|record| record["direction"] == "request" && record["proc"] == "main")
+        .filter_map(|record| record["method"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Scenario `cancel` (transcript tests/fixtures/hub-transcripts/cancel.*): a scratch build
+/// whose buildArch sleeps in %build; the buildArch task is cancelled while rpmbuild runs, the
+/// parent fails with "Task N is canceled", then the daemon is stopped.
+#[actix_rt::test]
+async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
+    let (world, _) = World::new(false).await;
+    world.add_repo_by_hand();
+    world.side.add_package(world.dest_tag, "slowpoke", false);
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sources.path().join("slowpoke.spec"),
+        "Name: slowpoke\nVersion: 1.0\nRelease: 1\nSummary: sleeps in %build\nLicense: MIT\n\
+         BuildArch: noarch\n%description\nsleeps\n%prep\n%build\necho SLEEPING\nsleep 600\n\
+         %files\n",
+    )
+    .unwrap();
+    let dir = world.hub.topdir().join("work/cli-build/1700000000.1.e2e");
+    let srpm = build_srpm_from(sources.path(), "slowpoke", &dir);
+    let relpath = format!(
+        "cli-build/1700000000.1.e2e/{}",
+        srpm.file_name().unwrap().to_string_lossy()
+    );
+    let mut daemon = Daemon::start(&world.hub, &world.topurl, "cancel");
+    let parent = world
+        .hub
+        .create_task(NewTask::new(
+            "build",
+            vec![
+                Value::String(relpath),
+                Value::String("dist".to_owned()),
+                koji_fakehub::build::to_value(&json!({"scratch": true})),
+            ],
+        ))
+        .unwrap();
+
+    // `koji cancel` of the buildArch task once rpmbuild sleeps in %build.
+    let deadline = Instant::now() + Duration::from_secs(400);
+    let build_arch = loop {
+        let running = world
+            .children(parent)
+            .into_iter()
+            .find(|t| t.method == "buildArch")
+            .filter(|t| {
+                world
+                    .hub
+                    .task_output(t.id, "build.log")
+                    .is_some_and(|log| String::from_utf8_lossy(&log).contains("SLEEPING"))
+            });
+        if let Some(task) = running {
+            break task.id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "buildArch never reached %build; daemon log:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    world.hub.cancel_task(build_arch).unwrap();
+    let state = daemon
+        .wait_done(&world.hub, parent, Duration::from_secs(60))
+        .await;
+    assert_eq!(state, TaskState::Failed, "daemon log:\n{}", daemon.log());
+    assert_eq!(
+        world.hub.task(build_arch).unwrap().state,
+        TaskState::Canceled
+    );
+    // kojid's run went on polling for a few cycles before it was stopped.
+    let polls = |hub: &FakeHub| {
+        main_session_calls(hub)
+            .iter()
+            .filter(|c| *c == "host.getTasks")
+            .count()
+    };
+    let polls_at_end = polls(&world.hub);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while polls(&world.hub) < polls_at_end + 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon stopped polling:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let seen_at_stop = main_session_calls(&world.hub).len();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(status.success(), "exit {status:?}; log:\n{}", daemon.log());
+
+    let ours = main_session_calls(&world.hub);
+    let kojid = transcript_main_calls("cancel");
+    eprintln!("ours:  {ours:?}");
+    eprintln!("kojid: {kojid:?}");
+    // Start-up and shutdown are kojid's exactly.
+    assert_eq!(ours[..5], kojid[..5], "start-up differs");
+    assert_eq!(
+        ours[ours.len() - 3..],
+        kojid[kojid.len() - 3..],
+        "shutdown differs"
+    );
+    assert!(seen_at_stop <= ours.len() - 3);
+    // In between, every step of kojid's main process that is not part of a bare idle poll
+    // cycle comes in kojid's order: three tasks taken (getTaskInfo, [getBuildConfig,]
+    // host.openTask, host.setTaskWeight, subsession), the cancelled buildArch noticed
+    // (host.getHostTasks, getTaskInfo, logoutChild) and the failed parent reaped.
+    let idle = [
+        "listBuildroots",
+        "host.getHostTasks",
+        "host.getHost",
+        "host.updateHost",
+        "host.getTasks",
+    ];
+    let events = |calls: &[String]| -> Vec<String> {
+        calls[5..calls.len() - 3]
+            .iter()
+            .filter(|c| !idle.contains(&c.as_str()))
+            .cloned()
+            .collect()
+    };
+    let (our_events, kojid_events) = (events(&ours), events(&kojid));
+    let is_subsequence = |wanted: &[String], calls: &[String]| {
+        let mut wanted = wanted.iter().peekable();
+        for call in calls {
+            if wanted.peek().is_some_and(|name| *name == call) {
+                wanted.next();
+            }
+        }
+        wanted.peek().is_none()
+    };
+    // Normalised as docs/worker.md ("Intended differences") explains: our live log uploads
+    // (rawUpload, checkUpload) are on the main session; kojid's getTaskInfo calls outside a
+    // take (its buildroot checks, once per cycle and buildroot) have no counterpart; the
+    // expiry of the cancelled task's buildroot (host.setBuildRootState) is compared by count,
+    // as its place depends on when the parent fails.
+    let normalise = |events: &[String]| -> (Vec<String>, usize) {
+        let mut kept = Vec::new();
+        for (i, call) in events.iter().enumerate() {
+            let next = events.get(i + 1).map(String::as_str);
+            match call.as_str() {
+                "rawUpload" | "checkUpload" | "host.setBuildRootState" => {}
+                "getTaskInfo" if !matches!(next, Some("getBuildConfig" | "host.openTask")) => {}
+                _ => kept.push(call.clone()),
+            }
+        }
+        let expiries = events
+            .iter()
+            .filter(|c| *c == "host.setBuildRootState")
+            .count();
+        (kept, expiries)
+    };
+    assert_eq!(
+        normalise(&our_events),
+        normalise(&kojid_events),
+        "the main process's calls differ from kojid's:\n ours  {our_events:?}\n kojid {kojid_events:?}"
+    );
+    assert!(
+        is_subsequence(
+            &[
+                "host.getHostTasks".to_owned(),
+                "getTaskInfo".to_owned(),
+                "logoutChild".to_owned()
+            ],
+            &ours
+        ),
+        "kojid's cancel sequence"
+    );
+    assert!(daemon.containers().is_empty(), "no container is left");
 }
