@@ -8,7 +8,7 @@
 //! standalone context over a `TaskHub` on the real hub client (tests/support/client_task_hub.rs,
 //! shared with the repo tests), runs the children the handler creates, and closes or fails the task.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,10 @@ use tokio_util::sync::CancellationToken;
 mod client_task_hub;
 use client_task_hub::ClientTaskHub;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+#[path = "support/srpm.rs"]
+mod srpm;
+use srpm::{build_srpm, build_srpm_from};
+
 const IMAGE: &str = "localhost/koji-adjutant-builder:latest";
 
 fn open_up(path: &Path) {
@@ -52,36 +55,6 @@ fn run(command: &mut std::process::Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
-fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    build_srpm_from(
-        &Path::new(ROOT).join("tests/data/srpms").join(package),
-        package,
-        dir,
-    )
-}
-
-fn build_srpm_from(sources: &Path, package: &str, dir: &Path) -> PathBuf {
-    let top = tempfile::tempdir().unwrap();
-    run(std::process::Command::new("rpmbuild")
-        .arg("-bs")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.path().display()))
-        .arg("--define")
-        .arg(format!("_sourcedir {}", sources.display()))
-        .arg(sources.join(format!("{package}.spec"))));
-    let srpm = std::fs::read_dir(top.path().join("SRPMS"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::create_dir_all(dir).unwrap();
-    let target = dir.join(srpm.file_name().unwrap());
-    std::fs::copy(&srpm, &target).unwrap();
-    target
 }
 
 /// Repo 1 of dist-build on disk, as kojira would leave it: one stub rpm that the comps groups

@@ -19,7 +19,10 @@ use koji_adjutant::podman::{PodmanOptions, PodmanRuntime};
 use koji_adjutant_actors::runtime::{ContainerRuntime, LogSink, OutputStream};
 use tokio_util::sync::CancellationToken;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+#[path = "support/srpm.rs"]
+mod srpm;
+use srpm::build_srpm;
+
 const IMAGE: &str = "localhost/koji-adjutant-builder:latest";
 
 fn runtime() -> Arc<dyn ContainerRuntime> {
@@ -32,36 +35,6 @@ fn containers(test: &str) -> Arc<LocalContainers> {
         CancellationToken::new(),
         &format!("kat-br-{test}-{}", std::process::id()),
     ))
-}
-
-/// `rpmbuild -bs` of tests/data/srpms/<package> on the host; returns the SRPM's path in `dir`.
-fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    let sources = Path::new(ROOT).join("tests/data/srpms").join(package);
-    let topdir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new("rpmbuild")
-        .arg("-bs")
-        .arg("--define")
-        .arg(format!("_topdir {}", topdir.path().display()))
-        .arg("--define")
-        .arg(format!("_sourcedir {}", sources.display()))
-        .arg(sources.join(format!("{package}.spec")))
-        .output()
-        .expect("rpmbuild on the host (apt-get install rpm)");
-    assert!(
-        output.status.success(),
-        "rpmbuild -bs {package}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let srpm = std::fs::read_dir(topdir.path().join("SRPMS"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let target = dir.join(srpm.file_name().unwrap());
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy(&srpm, &target).unwrap();
-    target
 }
 
 /// A repo with one stub rpm, `stub-build-tools`, which the comps group `build` (and

@@ -17,6 +17,10 @@ use koji_fakehub::state::Repo;
 use koji_fakehub::{BuildrootState, FakeHub, FakeHubConfig, HostConfig, NewTask, TaskState, Value};
 use serde_json::{Value as Json, json};
 
+#[path = "support/srpm.rs"]
+mod srpm;
+use srpm::{build_srpm, build_srpm_from};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const HOST: &str = "builder1.local";
 const PASSWORD: &str = "builder";
@@ -55,37 +59,6 @@ fn run(command: &mut Command) -> String {
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
-}
-
-/// `rpmbuild -bs` of tests/data/srpms/<package>, into `dir`.
-fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    build_srpm_from(
-        &Path::new(ROOT).join("tests/data/srpms").join(package),
-        package,
-        dir,
-    )
-}
-
-/// `rpmbuild -bs` of `sources/<package>.spec`, into `dir`.
-fn build_srpm_from(sources: &Path, package: &str, dir: &Path) -> PathBuf {
-    let top = tempfile::tempdir().unwrap();
-    run(Command::new("rpmbuild")
-        .arg("-bs")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.path().display()))
-        .arg("--define")
-        .arg(format!("_sourcedir {}", sources.display()))
-        .arg(sources.join(format!("{package}.spec"))));
-    let srpm = std::fs::read_dir(top.path().join("SRPMS"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::create_dir_all(dir).unwrap();
-    let target = dir.join(srpm.file_name().unwrap());
-    std::fs::copy(&srpm, &target).unwrap();
-    target
 }
 
 /// A noarch stub rpm `name` with no files, built into `rpmdir/noarch/`.

@@ -1,39 +1,14 @@
 //! `koji-adjutant build FOO.src.rpm`: the binary, real podman, the builder image, real rpmbuild.
 //! Needs what tests/buildroot.rs needs (root, podman, the image, rpmbuild on the host).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const BIN: &str = env!("CARGO_BIN_EXE_koji-adjutant");
+#[path = "support/srpm.rs"]
+mod srpm;
+use srpm::build_srpm;
 
-fn build_srpm(package: &str, dir: &Path) -> PathBuf {
-    let sources = Path::new(ROOT).join("tests/data/srpms").join(package);
-    let output = Command::new("rpmbuild")
-        .arg("-bs")
-        .arg("--define")
-        .arg(format!("_topdir {}", dir.display()))
-        .arg("--define")
-        .arg(format!("_sourcedir {}", sources.display()))
-        .arg(sources.join(format!("{package}.spec")))
-        .output()
-        .expect("rpmbuild on the host");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::read_dir(dir.join("SRPMS"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(package)
-        })
-        .unwrap()
-}
+const BIN: &str = env!("CARGO_BIN_EXE_koji-adjutant");
 
 /// `rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH}'` of a built file.
 fn rpm_query(path: &Path) -> String {
