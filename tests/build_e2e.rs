@@ -3,8 +3,9 @@
 //! repo made with createrepo_c, served by the fake hub's topurl on 127.0.0.1.
 //!
 //! Needs root, podman, `localhost/koji-adjutant-builder:latest` (scripts/setup-dev.sh,
-//! scripts/build-image.sh), rpmbuild and createrepo_c on the host. Until the worker loop is
-//! on main, a small runner plays the worker: it opens each task, runs its handler in a
+//! scripts/build-image.sh), rpmbuild and createrepo_c on the host. A small runner plays the
+//! worker, so that failure paths can be driven handler by handler (the same builds through the
+//! real daemon are in tests/daemon_e2e.rs): it opens each task, runs its handler in a
 //! standalone context over a `TaskHub` on the real hub client (tests/support/client_task_hub.rs,
 //! shared with the repo tests), runs the children the handler creates, and closes or fails the task.
 
