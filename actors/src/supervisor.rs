@@ -282,6 +282,9 @@ pub struct Supervisor {
     restart_pending: bool,
     drain_timer: Option<SpawnHandle>,
     shutdown_started: bool,
+    /// Hub clean-up still running (`logoutChild`, freeing a dead task): shutdown lets it finish
+    /// first, so the session is never logged out under it.
+    cleanups: Vec<tokio::task::JoinHandle<()>>,
     /// The tasks running when shutdown began: all of them are freed at the end.
     shutdown_ids: Vec<i64>,
     exit_kind: WorkerExit,
@@ -317,6 +320,7 @@ impl Supervisor {
             restart_pending: false,
             drain_timer: None,
             shutdown_started: false,
+            cleanups: Vec::new(),
             shutdown_ids: Vec::new(),
             exit_kind: WorkerExit::Shutdown,
             exit: Some(exit_tx),
@@ -534,19 +538,18 @@ impl Supervisor {
             let hub = Arc::clone(&self.deps.hub);
             let registry = ctx.address();
             let subsession = entry.subsession_id;
-            ctx.spawn(
-                guarded("dead task clean-up", async move {
-                    for container in containers {
-                        if let Err(error) = runtime.remove(&container, true).await {
-                            tracing::warn!(container = %container.name, %error, "could not remove the container of a dead task");
-                        }
-                        registry.do_send(RegistryEvent::Removed { name: container.name });
+            self.spawn_cleanup("dead task clean-up", async move {
+                for container in containers {
+                    if let Err(error) = runtime.remove(&container, true).await {
+                        tracing::warn!(container = %container.name, %error, "could not remove the container of a dead task");
                     }
-                    let _ = hub.free_tasks(&[task_id]).await;
-                    let _ = hub.logout_child(subsession).await;
-                })
-                .into_actor(self),
-            );
+                    registry.do_send(RegistryEvent::Removed {
+                        name: container.name,
+                    });
+                }
+                let _ = hub.free_tasks(&[task_id]).await;
+                let _ = hub.logout_child(subsession).await;
+            });
             self.history.push_back(FinishedTask {
                 task_id,
                 method: entry.view.method,
@@ -663,6 +666,19 @@ impl Supervisor {
         }
     }
 
+    /// Runs fire-and-forget hub clean-up beside the actor rather than on its context. The hub
+    /// client serialises a session's calls on a fair lock, and shutdown `wait`s on the context
+    /// for its own calls: a future spawned on the context that already holds the session's
+    /// turn would then never be polled again, and shutdown would wait on it for ever.
+    fn spawn_cleanup(
+        &mut self,
+        what: &'static str,
+        work: impl std::future::Future<Output = ()> + 'static,
+    ) {
+        self.cleanups.retain(|cleanup| !cleanup.is_finished());
+        self.cleanups.push(actix::spawn(guarded(what, work)));
+    }
+
     fn finish_shutdown(&mut self, ctx: &mut Context<Self>) {
         if self.shutdown_started {
             return;
@@ -673,7 +689,11 @@ impl Supervisor {
         ids.extend(self.tasks.keys().copied());
         ids.sort_unstable();
         ids.dedup();
+        let cleanups = std::mem::take(&mut self.cleanups);
         guarded("shutdown", async move {
+            for cleanup in cleanups {
+                let _ = cleanup.await;
+            }
             if let Err(error) = hub.free_tasks(&ids).await {
                 tracing::warn!(%error, "could not free the tasks at shutdown; the hub frees them after its host timeout");
             }
@@ -704,7 +724,11 @@ impl Supervisor {
             poller.do_send(StopActor);
         }
         let hub = Arc::clone(&self.deps.hub);
+        let cleanups = std::mem::take(&mut self.cleanups);
         guarded("logout before restart", async move {
+            for cleanup in cleanups {
+                let _ = cleanup.await;
+            }
             // The new process asks for an exclusive session, which this one must release.
             if let Err(error) = hub.logout().await {
                 tracing::warn!(%error, "logout before restart failed");
@@ -820,13 +844,10 @@ impl Handler<SpawnTask> for Supervisor {
             // Opened just as the worker began to stop: give it back at once.
             let hub = Arc::clone(&self.deps.hub);
             let subsession = Arc::clone(&message.hub);
-            ctx.spawn(
-                guarded("freeing a task opened during shutdown", async move {
-                    let _ = hub.free_tasks(&[task_id]).await;
-                    let _ = subsession.logout().await;
-                })
-                .into_actor(self),
-            );
+            self.spawn_cleanup("freeing a task opened during shutdown", async move {
+                let _ = hub.free_tasks(&[task_id]).await;
+                let _ = subsession.logout().await;
+            });
             return false;
         }
         let settings = &self.deps.settings;
@@ -996,14 +1017,11 @@ impl Handler<TaskEnded> for Supervisor {
         let subsession = entry.subsession_id;
         // kojid's parent logs the child's subsession out once the task process is gone.
         if self.state != WorkerState::Stopped {
-            ctx.spawn(
-                guarded("logoutChild", async move {
-                    if let Err(error) = hub.logout_child(subsession).await {
-                        tracing::debug!(%error, "logoutChild failed");
-                    }
-                })
-                .into_actor(self),
-            );
+            self.spawn_cleanup("logoutChild", async move {
+                if let Err(error) = hub.logout_child(subsession).await {
+                    tracing::debug!(%error, "logoutChild failed");
+                }
+            });
         }
         let mut timeline = entry.view.timeline;
         if timeline.last().map(|e| e.phase) != Some(TaskPhase::Done) {

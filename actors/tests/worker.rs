@@ -705,6 +705,55 @@ async fn sigterm_with_zero_drain_kills_and_frees_at_once_like_kojid() {
 }
 
 #[actix_rt::test]
+async fn shutdown_while_a_logout_child_holds_the_session_still_frees_and_logs_out() {
+    // The real client serialises a session's calls on a fair lock. The Supervisor's shutdown
+    // blocks its own context while it frees the tasks; a `logoutChild` it had spawned there
+    // and that holds the session must still be able to finish, or shutdown never does.
+    tokio::time::pause();
+    let hub = current_hub();
+    hub.lock().main_session_lock = Some((
+        Arc::new(tokio::sync::Mutex::new(())),
+        Duration::from_secs(10),
+    ));
+    let id = hub.create_task("sleep", vec![json!(1)]);
+    let h = Harness::start(hub, FakeRuntime::default(), settings());
+    wait_until("the parent logs the task's subsession out", LONG, || {
+        h.hub.count("logoutChild") == 1
+    })
+    .await;
+    let asked = tokio::time::Instant::now();
+    h.worker.supervisor.do_send(WorkerSignal::Terminate);
+    let exit = tokio::time::timeout(Duration::from_secs(300), h.worker.exit)
+        .await
+        .expect("the worker stops although a logoutChild held the session")
+        .expect("exit sent");
+    assert_eq!(exit, WorkerExit::Shutdown);
+    assert!(
+        asked.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(h.hub.task(id).state, TaskState::Closed);
+    let main = main_calls_without(
+        &h.hub,
+        &[
+            "listBuildroots",
+            "host.getHostTasks",
+            "host.getHost",
+            "host.getTasks",
+        ],
+    );
+    let tail: Vec<&str> = main
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(tail, ["host.freeTasks", "host.updateHost", "logout"]);
+}
+
+#[actix_rt::test]
 async fn second_sigterm_aborts_a_drain() {
     tokio::time::pause();
     let hub = current_hub();

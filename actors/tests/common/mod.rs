@@ -70,6 +70,10 @@ pub struct HubState {
     pub before_once: HashMap<String, Hook>,
     /// `host.getHost` answers after this long (a slow hub in the middle of a cycle).
     pub get_host_delay: Duration,
+    /// When set, the main session's teardown calls (`logoutChild`, `host.freeTasks`,
+    /// `host.updateHost`, `logout`) queue on one fair lock and hold it this long, as the real
+    /// client serialises a session's calls on its callnum.
+    pub main_session_lock: Option<(Arc<tokio::sync::Mutex<()>>, Duration)>,
 }
 
 #[derive(Clone)]
@@ -114,12 +118,22 @@ impl FakeHub {
                 session_start_ts: now_ts(),
                 before_once: HashMap::new(),
                 get_host_delay: Duration::ZERO,
+                main_session_lock: None,
             })),
         }
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap()
+    }
+
+    /// Takes the main session's turn, if the test serialises it (see `main_session_lock`).
+    async fn main_session_turn(&self) {
+        let serialised = self.lock().main_session_lock.clone();
+        if let Some((lock, hold)) = serialised {
+            let _turn = lock.lock_owned().await;
+            tokio::time::sleep(hold).await;
+        }
     }
 
     /// A new FREE top-level task.
@@ -471,6 +485,7 @@ impl HostHub for FakeHub {
     }
     async fn free_tasks(&self, task_ids: &[i64]) -> Result<(), HubError> {
         self.record(MAIN, "host.freeTasks", json!(task_ids))?;
+        self.main_session_turn().await;
         self.free(task_ids);
         Ok(())
     }
@@ -522,11 +537,14 @@ impl HostHub for FakeHub {
     }
     async fn logout_child(&self, session_id: i64) -> Result<(), HubError> {
         self.record(MAIN, "logoutChild", json!([session_id]))?;
+        self.main_session_turn().await;
         self.lock().open_sessions.remove(&session_id);
         Ok(())
     }
     async fn logout(&self) -> Result<(), HubError> {
-        self.record(MAIN, "logout", Value::Null)
+        self.record(MAIN, "logout", Value::Null)?;
+        self.main_session_turn().await;
+        Ok(())
     }
 }
 
