@@ -715,10 +715,22 @@ impl TaskHubAdapter {
     }
 }
 
+/// The subsession client behind a task's `TaskHub`, for the uploads the trait has no call
+/// for (kojid sends a task's uploads on the task's session). `None` for any other `TaskHub`.
+pub fn subsession_client(hub: &dyn TaskHub) -> Option<HubClient> {
+    hub.as_any()?
+        .downcast_ref::<TaskHubAdapter>()
+        .map(|adapter| adapter.client.clone())
+}
+
 #[async_trait::async_trait]
 impl TaskHub for TaskHubAdapter {
     fn session_id(&self) -> i64 {
         self.session_id
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn close_task(&self, task_id: i64, result: &Json) -> Result<(), ActorHubError> {
@@ -1015,6 +1027,30 @@ mod tests {
         assert_eq!(request.kwargs["m"], json!(30));
         let bad = request_params("host.openTask", TaskRequest::Xml("<nope".to_owned()));
         assert_eq!(bad.unwrap_err().class, ErrorClass::FailTask);
+    }
+
+    #[test]
+    fn a_tasks_uploads_find_its_own_subsession_client() {
+        let connect = || {
+            let options = crate::hub::options::HubOptions {
+                server: "http://127.0.0.1:9/kojihub".to_owned(),
+                ..Default::default()
+            };
+            let hub = crate::hub::session::HubConnection::new(
+                options,
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .unwrap();
+            HubClient::from_session(crate::hub::session::Session::new(hub))
+        };
+        let (main, sub) = (connect(), connect());
+        let task: Arc<dyn TaskHub> = Arc::new(TaskHubAdapter {
+            client: sub.clone(),
+            session_id: 7,
+        });
+        let found = subsession_client(task.as_ref()).expect("the adapter offers its client");
+        assert!(std::ptr::eq(found.session(), sub.session()));
+        assert!(!std::ptr::eq(found.session(), main.session()));
     }
 
     #[test]
