@@ -1031,26 +1031,85 @@ mod tests {
 
     #[test]
     fn a_tasks_uploads_find_its_own_subsession_client() {
-        let connect = || {
-            let options = crate::hub::options::HubOptions {
-                server: "http://127.0.0.1:9/kojihub".to_owned(),
-                ..Default::default()
-            };
-            let hub = crate::hub::session::HubConnection::new(
-                options,
-                tokio_util::sync::CancellationToken::new(),
-            )
-            .unwrap();
-            HubClient::from_session(crate::hub::session::Session::new(hub))
-        };
-        let (main, sub) = (connect(), connect());
-        let task: Arc<dyn TaskHub> = Arc::new(TaskHubAdapter {
-            client: sub.clone(),
-            session_id: 7,
-        });
+        let main = unreachable_task(1).client;
+        let adapter = unreachable_task(7);
+        let sub = adapter.client.clone();
+        let task: Arc<dyn TaskHub> = Arc::new(adapter);
         let found = subsession_client(task.as_ref()).expect("the adapter offers its client");
         assert!(std::ptr::eq(found.session(), sub.session()));
         assert!(!std::ptr::eq(found.session(), main.session()));
+    }
+
+    /// A subsession adapter on a hub nobody answers: these tests make no call.
+    fn unreachable_task(task_id: i64) -> TaskHubAdapter {
+        let options = crate::hub::options::HubOptions {
+            server: "http://127.0.0.1:9/kojihub".to_owned(),
+            ..Default::default()
+        };
+        let hub = crate::hub::session::HubConnection::new(
+            options,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .unwrap();
+        TaskHubAdapter {
+            client: HubClient::from_session(crate::hub::session::Session::new(hub)),
+            session_id: task_id + 1000,
+        }
+    }
+
+    fn context_on(
+        hub: Arc<dyn TaskHub>,
+        task_id: i64,
+    ) -> (
+        koji_adjutant_actors::handler::TaskContext,
+        koji_adjutant_actors::testing::Standalone,
+    ) {
+        let info = koji_adjutant_actors::hub::TaskInfo {
+            id: task_id,
+            state: koji_adjutant_actors::hub::TaskState::Open,
+            host_id: Some(1),
+            method: "buildArch".into(),
+            arch: "noarch".into(),
+            channel_id: 1,
+            parent: None,
+            owner: Some(1),
+            priority: 20,
+            completion_ts: None,
+            request: Some(Vec::new()),
+        };
+        koji_adjutant_actors::testing::standalone_context(
+            info,
+            koji_adjutant_actors::handler::TaskRequest::decode(Vec::new()),
+            1,
+            hub,
+            Arc::new(crate::podman::PodmanRuntime::new(
+                crate::podman::PodmanOptions::default(),
+            )),
+            "localhost/koji-adjutant-builder:latest",
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_build_task_transfers_over_its_subsession_or_not_at_all() {
+        use crate::handlers::hubfiles::SubsessionFiles;
+        use crate::handlers::services::{FileError, TaskFilesProvider};
+        let (ctx, _standalone) = context_on(Arc::new(unreachable_task(42)), 42);
+        let missing = std::path::Path::new("/nonexistent/hello.rpm");
+
+        // Through the task's own client: the upload gets as far as reading the file.
+        let files = SubsessionFiles::new(subsession_client).for_task(&ctx);
+        let error = files.upload(42, missing, "hello.rpm").await.unwrap_err();
+        assert!(matches!(error, FileError::Upload { .. }), "{error}");
+
+        // A task whose hub offers no client gets no other session instead.
+        let files = SubsessionFiles::new(|_| None).for_task(&ctx);
+        let error = files.upload(42, missing, "hello.rpm").await.unwrap_err();
+        assert!(
+            matches!(error, FileError::NoTaskSession { task_id: 42 }),
+            "{error}"
+        );
+        let error = files.sync_log(42, missing, "build.log").await.unwrap_err();
+        assert!(matches!(error, FileError::NoTaskSession { .. }), "{error}");
     }
 
     #[test]
