@@ -16,7 +16,9 @@ use std::time::Duration;
 use koji_adjutant::buildroot::BuildrootSettings;
 use koji_adjutant::handlers::hubfiles::HubFiles;
 use koji_adjutant::handlers::register::register_build_handlers;
-use koji_adjutant::handlers::services::{BuildServices, BuildSettings, ContainerEngine};
+use koji_adjutant::handlers::services::{
+    BuildServices, BuildSettings, ContainerEngine, FixedFiles,
+};
 use koji_adjutant::hub::client::HubClient;
 use koji_adjutant::hub::options::HubOptions;
 use koji_adjutant::podman::{PodmanOptions, PodmanRuntime};
@@ -209,7 +211,7 @@ impl World {
                 workdir: workdir.path().to_owned(),
                 ..BuildSettings::default()
             },
-            files: Arc::new(HubFiles::new(client.clone())),
+            files: Arc::new(FixedFiles(Arc::new(HubFiles::new(client.clone())))),
             engine: Arc::new(ContainerEngine),
             buildroot: BuildrootSettings::default(),
             topurls: vec![topurl],

@@ -6,11 +6,13 @@
 //! Needs root, podman, `localhost/koji-adjutant-builder:latest` (scripts/build-image.sh builds
 //! it when missing), rpmbuild and createrepo_c on the host (scripts/setup-dev.sh).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use koji_adjutant::hub::xmlrpc::{decode_call, decode_response, value_to_json};
 use koji_fakehub::build::{BUILD_COMPLETE, BuildSide, serve_topurl};
 use koji_fakehub::repos::RepoSide;
 use koji_fakehub::state::Repo;
@@ -451,6 +453,12 @@ impl World {
             );
         }
         assert_eq!(self.result_of(parent), Json::Null, "build returns nil");
+        // The SRPM, the RPMs and the logs went up on each task's own subsession.
+        assert_uploads_on_their_tasks_subsessions(
+            &self.hub,
+            &[children[0].id, children[1].id],
+            &["rawUpload", "checkUpload"],
+        );
 
         // rebuildSRPM's result: kojid's {srpm, logs, brootid, source}.
         let srpm_task = &children[0];
@@ -661,10 +669,17 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
         1,
         "repoDone made it READY"
     );
+    let createrepos: Vec<i64> = world.children(new_repo).iter().map(|t| t.id).collect();
     for child in world.children(new_repo) {
         assert_eq!(child.method, "createrepo");
         assert_eq!(child.state, TaskState::Closed, "createrepo {}", child.id);
     }
+    // The repodata and createrepo.log went up on each createrepo task's own subsession.
+    assert_uploads_on_their_tasks_subsessions(
+        &world.hub,
+        &createrepos,
+        &["rawUpload", "checkUpload"],
+    );
 
     // The fake hub serves the repo over topurl, where the build's container will fetch it.
     let repomd_url = format!(
@@ -722,6 +737,99 @@ fn main_session_calls(hub: &FakeHub) -> Vec<String> {
             other => other.to_owned(),
         })
         .collect()
+}
+
+/// The subsession the daemon opened for each task it took. kojid's take is `host.openTask(N)`
+/// and then `subsession()` on the main session, whose reply names the task's new session.
+fn task_sessions(hub: &FakeHub) -> HashMap<i64, i64> {
+    let log = hub.call_log();
+    let mut opened: Option<i64> = None;
+    let mut asked: HashMap<u64, i64> = HashMap::new();
+    let mut sessions = HashMap::new();
+    for record in &log {
+        let xid = record["xid"].as_u64().unwrap_or_default();
+        match (record["direction"].as_str(), record["method"].as_str()) {
+            (Some("request"), Some("host.openTask")) => {
+                let call = decode_call(record["body_xml"].as_str().unwrap()).unwrap();
+                opened = value_to_json(&call.args[0]).as_i64();
+            }
+            (Some("request"), Some("subsession")) => {
+                let task = opened.take().expect("subsession() follows host.openTask");
+                asked.insert(xid, task);
+            }
+            (Some("response"), Some("subsession")) => {
+                let task = asked[&xid];
+                let body = record["body_xml"].as_str().unwrap();
+                let reply = decode_response(body.as_bytes()).unwrap().unwrap();
+                let session = value_to_json(&reply)["session-id"].as_i64().unwrap();
+                sessions.insert(task, session);
+            }
+            _ => {}
+        }
+    }
+    sessions
+}
+
+/// One upload request of the call log: its method, the session it came on, and the task
+/// whose upload dir (`tasks/<id % 10000>/<id>/…`) it writes into.
+#[derive(Debug)]
+struct UploadCall {
+    method: String,
+    proc: String,
+    session: Option<i64>,
+    task: i64,
+}
+
+fn upload_calls(hub: &FakeHub) -> Vec<UploadCall> {
+    hub.call_log()
+        .iter()
+        .filter(|record| record["direction"] == "request")
+        .filter_map(|record| {
+            let method = record["method"].as_str()?;
+            let dir = match method {
+                "rawUpload" => record["query"]["filepath"].as_str()?.to_owned(),
+                "checkUpload" | "uploadFile" => {
+                    let call = decode_call(record["body_xml"].as_str()?).unwrap();
+                    value_to_json(&call.args[0]).as_str()?.to_owned()
+                }
+                _ => return None,
+            };
+            let parts: Vec<&str> = dir.split('/').collect();
+            assert_eq!(parts[0], "tasks", "{method} outside a task dir: {dir}");
+            Some(UploadCall {
+                method: method.to_owned(),
+                proc: record["proc"].as_str().unwrap_or("none").to_owned(),
+                session: record["session_id"].as_i64(),
+                task: parts[2].parse().unwrap(),
+            })
+        })
+        .collect()
+}
+
+/// kojid sends a task's uploads on that task's own subsession: every upload the daemon made
+/// came on the session opened for the task it writes into, none on the main session, and
+/// each of `tasks` made each of `methods`.
+fn assert_uploads_on_their_tasks_subsessions(hub: &FakeHub, tasks: &[i64], methods: &[&str]) {
+    let sessions = task_sessions(hub);
+    let uploads = upload_calls(hub);
+    for upload in &uploads {
+        let expected = sessions.get(&upload.task).copied();
+        assert!(
+            expected.is_some() && upload.session == expected && upload.proc.starts_with("sub:"),
+            "{upload:?} is not on task {}'s subsession {expected:?} (task sessions {sessions:?})",
+            upload.task
+        );
+    }
+    for task in tasks {
+        for method in methods {
+            assert!(
+                uploads
+                    .iter()
+                    .any(|u| u.task == *task && u.method == *method),
+                "task {task} made no {method}: {uploads:?}"
+            );
+        }
+    }
 }
 
 fn transcript_main_calls(name: &str) -> Vec<String> {
@@ -881,17 +989,24 @@ async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
         }
         wanted.peek().is_none()
     };
-    // Normalised as docs/worker.md ("Intended differences") explains: our live log uploads
-    // (rawUpload, checkUpload) are on the main session; kojid's getTaskInfo calls outside a
-    // take (its buildroot checks, once per cycle and buildroot) have no counterpart; the
-    // expiry of the cancelled task's buildroot (host.setBuildRootState) is compared by count,
-    // as its place depends on when the parent fails.
+    // Uploads are never on the main session, as with kojid: each task sends its own on its
+    // subsession (checked below).
+    for upload in ["rawUpload", "checkUpload", "uploadFile"] {
+        assert!(
+            !ours.iter().any(|c| c == upload),
+            "{upload} on the main session: {ours:?}"
+        );
+    }
+    // Normalised as docs/worker.md ("Intended differences") explains: kojid's getTaskInfo
+    // calls outside a take (its buildroot checks, once per cycle and buildroot) have no
+    // counterpart; the expiry of the cancelled task's buildroot (host.setBuildRootState) is
+    // compared by count, as its place depends on when the parent fails.
     let normalise = |events: &[String]| -> (Vec<String>, usize) {
         let mut kept = Vec::new();
         for (i, call) in events.iter().enumerate() {
             let next = events.get(i + 1).map(String::as_str);
             match call.as_str() {
-                "rawUpload" | "checkUpload" | "host.setBuildRootState" => {}
+                "host.setBuildRootState" => {}
                 "getTaskInfo" if !matches!(next, Some("getBuildConfig" | "host.openTask")) => {}
                 _ => kept.push(call.clone()),
             }
@@ -918,5 +1033,8 @@ async fn the_daemons_main_calls_match_kojids_cancel_transcript_call_for_call() {
         ),
         "kojid's cancel sequence"
     );
+    // The cancelled buildArch's live logs (build.log said SLEEPING above) went up on its own
+    // subsession, as did every other upload.
+    assert_uploads_on_their_tasks_subsessions(&world.hub, &[build_arch], &["rawUpload"]);
     assert!(daemon.containers().is_empty(), "no container is left");
 }

@@ -15,7 +15,8 @@ use koji_adjutant::buildroot::{
     SrpmOutput,
 };
 use koji_adjutant::handlers::services::{
-    ActiveBuildroot, BuildServices, BuildSettings, BuildrootFactory, FileError, TaskFiles,
+    ActiveBuildroot, BuildServices, BuildSettings, BuildrootFactory, FileError, FixedFiles,
+    TaskFiles,
 };
 use koji_adjutant::handlers::{build, build_arch, tag_build};
 use koji_adjutant::hub::xmlrpc::{decode_call, decode_response, value_to_json};
@@ -693,7 +694,7 @@ async fn run_task(
             workdir: workdir.path().to_owned(),
             ..BuildSettings::default()
         },
-        files: files.clone(),
+        files: Arc::new(FixedFiles(files.clone())),
         engine: engine.clone(),
         buildroot: BuildrootSettings::default(),
         topurls: vec!["http://127.0.0.1:8080/kojifiles".into()],
@@ -925,7 +926,7 @@ fn services_for(files: Arc<MemoryFiles>, workdir: &Path, engine: Arc<FakeEngine>
             waitrepo_pause: Duration::from_millis(1),
             ..BuildSettings::default()
         },
-        files,
+        files: Arc::new(FixedFiles(files)),
         engine,
         buildroot: BuildrootSettings::default(),
         topurls: vec!["http://127.0.0.1:8080/kojifiles".into()],

@@ -289,6 +289,12 @@ pub trait HostHub: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait TaskHub: Send + Sync + 'static {
     fn session_id(&self) -> i64;
+    /// The adapter behind this trait object, so that the adapter's side can reach what the
+    /// trait leaves out (the worker's uploads go over the subsession's own client, which
+    /// this crate must not know). `None` unless an adapter offers itself.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     async fn close_task(&self, task_id: i64, result: &Value) -> Result<(), HubError>;
     async fn fail_task(&self, task_id: i64, fault: &Fault) -> Result<(), HubError>;
     async fn refuse_task(&self, task_id: i64, soft: bool, message: &str) -> Result<(), HubError>;

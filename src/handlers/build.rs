@@ -438,7 +438,8 @@ impl BuildTask {
                 (src.clone(), None)
             }
         };
-        let (_, header) = fetch_srpm(&self.services, &workdir, &srpm).await?;
+        let (_, header) =
+            fetch_srpm(self.services.files.for_task(ctx).as_ref(), &workdir, &srpm).await?;
         ctx.phases.describe("nvr", &header.nvr());
         let data = init_build_data(&header, ctx.task_id, source.as_ref(), &opts)?;
 

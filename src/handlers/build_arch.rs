@@ -18,7 +18,7 @@ use super::errors::{BuildFailure, build_failure_message};
 use super::hubcalls::{Calls, extra, field_i64, field_str, repo_state_name, truthy};
 use super::livelogs::LiveLogs;
 use super::rpmheader::RpmHeader;
-use super::services::{ActiveBuildroot, BuildServices, FileError, task_upload_dir};
+use super::services::{ActiveBuildroot, BuildServices, FileError, TaskFiles, task_upload_dir};
 use crate::buildroot::{
     BuildrootError, BuildrootSpec, InstallGroup, InstalledRpms, TagExtra, repo_baseurls,
 };
@@ -172,6 +172,8 @@ struct HubBuildroot {
 /// The steps both handlers share.
 struct Pipeline<'a> {
     services: &'a BuildServices,
+    /// This task's transfers, on its own session; the live logs share them.
+    files: std::sync::Arc<dyn TaskFiles>,
     ctx: &'a TaskContext,
     workdir: PathBuf,
 }
@@ -320,7 +322,7 @@ impl Pipeline<'_> {
             hub_br.base.tag_name, hub_br.base.repo_id, hub_br.br_arch
         );
         let local = self.workdir.join("rpmlist.jsonl");
-        match self.services.files.download(&relpath, &local).await {
+        match self.files.download(&relpath, &local).await {
             Ok(_) => {}
             Err(FileError::NotFound { .. }) => return Ok(None),
             Err(error) => return Err(file_failure(error)),
@@ -358,8 +360,7 @@ impl Pipeline<'_> {
             .and_then(|n| n.to_str())
             .ok_or_else(|| HandlerError::Other(format!("{} has no file name", local.display())))?
             .to_owned();
-        self.services
-            .files
+        self.files
             .upload(self.ctx.task_id, local, &name)
             .await
             .map_err(file_failure)?;
@@ -433,21 +434,23 @@ impl BuildArchTask {
         let keep_srpm = truthy(request.arg(3, "keep_srpm"));
         let repo_id = opts_repo_id(request, 4)?;
         let workdir = fresh_workdir(&self.services, ctx.task_id)?;
+        let files = self.services.files.for_task(ctx);
         *logs = Some(LiveLogs::start(
-            std::sync::Arc::clone(&self.services.files),
+            std::sync::Arc::clone(&files),
             ctx.task_id,
             workdir.clone(),
             LIVE_LOG_PERIOD,
         ));
         let pipeline = Pipeline {
             services: &self.services,
+            files,
             ctx,
             workdir: workdir.clone(),
         };
         let calls = pipeline.calls();
         let repo = calls.repo_info(repo_id, true).await?;
         let event = repo.get("create_event").and_then(Value::as_i64);
-        let (srpm_path, header) = fetch_srpm(&self.services, &workdir, &pkg).await?;
+        let (srpm_path, header) = fetch_srpm(pipeline.files.as_ref(), &workdir, &pkg).await?;
         ctx.phases.describe("nvr", &header.nvr());
         if let Some(average) = calls.get_average_build_duration(&header.name).await?
             && average > 0.0
@@ -602,14 +605,16 @@ impl RebuildSrpmTask {
         })?;
         let repo_id = opts_repo_id(request, 2)?;
         let workdir = fresh_workdir(&self.services, ctx.task_id)?;
+        let files = self.services.files.for_task(ctx);
         *logs = Some(LiveLogs::start(
-            std::sync::Arc::clone(&self.services.files),
+            std::sync::Arc::clone(&files),
             ctx.task_id,
             workdir.clone(),
             LIVE_LOG_PERIOD,
         ));
         let pipeline = Pipeline {
             services: &self.services,
+            files,
             ctx,
             workdir: workdir.clone(),
         };
@@ -657,7 +662,7 @@ impl RebuildSrpmTask {
         workdir: &Path,
     ) -> Result<String, HandlerError> {
         let ctx = pipeline.ctx;
-        let (local, _) = fetch_srpm(&self.services, workdir, src).await?;
+        let (local, _) = fetch_srpm(pipeline.files.as_ref(), workdir, src).await?;
         pipeline.set_state(hub_br, "BUILDING").await?;
         ctx.phases.enter(TaskPhase::Building);
         let output = match hub_br.buildroot.as_mut() {

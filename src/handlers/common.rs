@@ -7,7 +7,7 @@ use koji_adjutant_actors::error::HandlerError;
 
 use super::errors::BuildFailure;
 use super::rpmheader::RpmHeader;
-use super::services::{BuildServices, FileError};
+use super::services::{BuildServices, FileError, TaskFiles};
 
 /// The SCM schemes koji's `SCM.is_scm_url` recognises.
 const SCM_SCHEMES: [&str; 11] = [
@@ -70,7 +70,7 @@ pub fn local_path(workdir: &Path, relpath: &str) -> Result<PathBuf, BuildFailure
 /// Downloads `<topurl>/work/<relpath>` into the work dir and reads its header; it must be a
 /// source rpm (kojid: "… is not a source package").
 pub async fn fetch_srpm(
-    services: &BuildServices,
+    files: &dyn TaskFiles,
     workdir: &Path,
     relpath: &str,
 ) -> Result<(PathBuf, RpmHeader), HandlerError> {
@@ -80,8 +80,7 @@ pub async fn fetch_srpm(
             HandlerError::Other(format!("cannot create {}: {error}", parent.display()))
         })?;
     }
-    services
-        .files
+    files
         .download(&format!("work/{relpath}"), &local)
         .await
         .map_err(file_failure)?;

@@ -96,7 +96,7 @@ impl LiveLogs {
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(period) => {}
                     }
-                    sync_all(files.as_ref(), task_id, &dir).await;
+                    sync_all(files.as_ref(), task_id, &dir, Some(&stop)).await;
                 }
             })
         };
@@ -116,7 +116,7 @@ impl LiveLogs {
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.await;
         }
-        let names = sync_all(self.files.as_ref(), self.task_id, &self.dir).await;
+        let names = sync_all(self.files.as_ref(), self.task_id, &self.dir, None).await;
         self.files.forget_task(self.task_id).await;
         let prefix = super::services::task_upload_dir(self.task_id);
         ordered_names(names)
@@ -133,10 +133,19 @@ impl Drop for LiveLogs {
 }
 
 /// One sync of every log; a failed upload is logged and retried on the next tick (a live log
-/// must never fail the build).
-async fn sync_all(files: &dyn TaskFiles, task_id: i64, dir: &Path) -> Vec<String> {
+/// must never fail the build). A ticker's sync stops between logs once `stop` is cancelled:
+/// an aborted task logs its subsession out next, and later uploads on it would only fail.
+async fn sync_all(
+    files: &dyn TaskFiles,
+    task_id: i64,
+    dir: &Path,
+    stop: Option<&CancellationToken>,
+) -> Vec<String> {
     let mut names = Vec::new();
     for (name, path) in scan_logs(dir) {
+        if stop.is_some_and(CancellationToken::is_cancelled) {
+            break;
+        }
         if let Err(error) = files.sync_log(task_id, &path, &name).await {
             tracing::warn!(task_id, log = %name, %error, "live log upload failed; retrying on the next tick");
         }

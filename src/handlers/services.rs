@@ -67,6 +67,11 @@ pub enum FileError {
     Upload { name: String, detail: String },
     #[error("refusing path {relpath:?}: {reason}")]
     BadPath { relpath: String, reason: String },
+    /// The worker could not find the task's subsession client: a wiring bug, not the hub's.
+    #[error(
+        "task {task_id} has no hub session of its own to transfer files over (its task hub is not the worker's subsession adapter); this is a bug in koji-adjutant, please report it"
+    )]
+    NoTaskSession { task_id: i64 },
 }
 
 /// Transfers with the hub for one task: topurl downloads and uploads into
@@ -85,6 +90,23 @@ pub trait TaskFiles: Send + Sync + 'static {
 
     /// The task is over: drop its incremental upload state.
     async fn forget_task(&self, _task_id: i64) {}
+}
+
+/// Gives each build task its [`TaskFiles`]. The worker's uploads go over the task's own
+/// subsession, as kojid's task process does, so the transfer object is made per task and
+/// its incremental upload state (what each live log has sent) lives and dies with the task.
+pub trait TaskFilesProvider: Send + Sync + 'static {
+    fn for_task(&self, ctx: &TaskContext) -> Arc<dyn TaskFiles>;
+}
+
+/// The same [`TaskFiles`] for every task: the handler tests' in-memory files, and runners
+/// with one session per task already (the build e2e runner).
+pub struct FixedFiles(pub Arc<dyn TaskFiles>);
+
+impl TaskFilesProvider for FixedFiles {
+    fn for_task(&self, _ctx: &TaskContext) -> Arc<dyn TaskFiles> {
+        Arc::clone(&self.0)
+    }
 }
 
 /// A live buildroot as the handlers drive it: the engine's [`crate::buildroot::Buildroot`] in
@@ -149,7 +171,8 @@ impl ActiveBuildroot for Buildroot {
 #[derive(Clone)]
 pub struct BuildServices {
     pub settings: BuildSettings,
-    pub files: Arc<dyn TaskFiles>,
+    /// Transfers with the hub; handlers take one [`TaskFiles`] per task run.
+    pub files: Arc<dyn TaskFilesProvider>,
     pub engine: Arc<dyn BuildrootFactory>,
     /// Worker-wide buildroot settings (kojid.conf and `[adjutant]`).
     pub buildroot: BuildrootSettings,
@@ -161,11 +184,11 @@ pub struct BuildServices {
 
 impl BuildServices {
     /// The services the worker registers the build handlers with: settings from the loaded
-    /// configuration, file transfer over `client` (the worker's main session; the hub client
-    /// serialises its calls) and the container engine.
+    /// configuration, file transfer over each task's own subsession (`session_of` finds its
+    /// hub client, see [`super::hubfiles::SubsessionFiles`]) and the container engine.
     pub fn from_config(
         config: &crate::config::Config,
-        client: crate::hub::client::HubClient,
+        session_of: super::hubfiles::SessionLookup,
     ) -> Result<Self, BuildrootError> {
         let kojid = &config.kojid;
         Ok(Self {
@@ -175,7 +198,7 @@ impl BuildServices {
                 build_arch_can_fail: kojid.build_arch_can_fail,
                 ..BuildSettings::default()
             },
-            files: Arc::new(super::hubfiles::HubFiles::new(client)),
+            files: Arc::new(super::hubfiles::SubsessionFiles::new(session_of)),
             engine: Arc::new(ContainerEngine),
             buildroot: BuildrootSettings::from_config(config)?,
             topurls: kojid.topurl.0.clone(),

@@ -295,10 +295,10 @@ impl HostHubAdapter {
 
     /// Runs one main-session call as its own tokio task. The session's lock is fair, so a
     /// caller that queued for it and is then never polled again would hold up every later
-    /// call. actix does exactly that to a future spawned on an actor's context while the actor
-    /// `wait`s on another (the Supervisor's shutdown waits on `host.freeTasks` while a
-    /// `logoutChild` it spawned is queued): run detached, each call finishes and releases
-    /// the lock whatever happens to its caller.
+    /// call; actix does that to a future spawned on an actor's context while the actor
+    /// `wait`s on another. The Supervisor keeps its own clean-ups off its context, and this
+    /// makes sure that no other caller can freeze the session either: each call finishes and
+    /// releases the lock whatever happens to its caller.
     async fn detached<T, F>(
         &self,
         call: &'static str,
@@ -715,10 +715,22 @@ impl TaskHubAdapter {
     }
 }
 
+/// The subsession client behind a task's `TaskHub`, for the uploads the trait has no call
+/// for (kojid sends a task's uploads on the task's session). `None` for any other `TaskHub`.
+pub fn subsession_client(hub: &dyn TaskHub) -> Option<HubClient> {
+    hub.as_any()?
+        .downcast_ref::<TaskHubAdapter>()
+        .map(|adapter| adapter.client.clone())
+}
+
 #[async_trait::async_trait]
 impl TaskHub for TaskHubAdapter {
     fn session_id(&self) -> i64 {
         self.session_id
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn close_task(&self, task_id: i64, result: &Json) -> Result<(), ActorHubError> {
@@ -1015,6 +1027,89 @@ mod tests {
         assert_eq!(request.kwargs["m"], json!(30));
         let bad = request_params("host.openTask", TaskRequest::Xml("<nope".to_owned()));
         assert_eq!(bad.unwrap_err().class, ErrorClass::FailTask);
+    }
+
+    #[test]
+    fn a_tasks_uploads_find_its_own_subsession_client() {
+        let main = unreachable_task(1).client;
+        let adapter = unreachable_task(7);
+        let sub = adapter.client.clone();
+        let task: Arc<dyn TaskHub> = Arc::new(adapter);
+        let found = subsession_client(task.as_ref()).expect("the adapter offers its client");
+        assert!(std::ptr::eq(found.session(), sub.session()));
+        assert!(!std::ptr::eq(found.session(), main.session()));
+    }
+
+    /// A subsession adapter on a hub nobody answers: these tests make no call.
+    fn unreachable_task(task_id: i64) -> TaskHubAdapter {
+        let options = crate::hub::options::HubOptions {
+            server: "http://127.0.0.1:9/kojihub".to_owned(),
+            ..Default::default()
+        };
+        let hub = crate::hub::session::HubConnection::new(
+            options,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .unwrap();
+        TaskHubAdapter {
+            client: HubClient::from_session(crate::hub::session::Session::new(hub)),
+            session_id: task_id + 1000,
+        }
+    }
+
+    fn context_on(
+        hub: Arc<dyn TaskHub>,
+        task_id: i64,
+    ) -> (
+        koji_adjutant_actors::handler::TaskContext,
+        koji_adjutant_actors::testing::Standalone,
+    ) {
+        let info = koji_adjutant_actors::hub::TaskInfo {
+            id: task_id,
+            state: koji_adjutant_actors::hub::TaskState::Open,
+            host_id: Some(1),
+            method: "buildArch".into(),
+            arch: "noarch".into(),
+            channel_id: 1,
+            parent: None,
+            owner: Some(1),
+            priority: 20,
+            completion_ts: None,
+            request: Some(Vec::new()),
+        };
+        koji_adjutant_actors::testing::standalone_context(
+            info,
+            koji_adjutant_actors::handler::TaskRequest::decode(Vec::new()),
+            1,
+            hub,
+            Arc::new(crate::podman::PodmanRuntime::new(
+                crate::podman::PodmanOptions::default(),
+            )),
+            "localhost/koji-adjutant-builder:latest",
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_build_task_transfers_over_its_subsession_or_not_at_all() {
+        use crate::handlers::hubfiles::SubsessionFiles;
+        use crate::handlers::services::{FileError, TaskFilesProvider};
+        let (ctx, _standalone) = context_on(Arc::new(unreachable_task(42)), 42);
+        let missing = std::path::Path::new("/nonexistent/hello.rpm");
+
+        // Through the task's own client: the upload gets as far as reading the file.
+        let files = SubsessionFiles::new(subsession_client).for_task(&ctx);
+        let error = files.upload(42, missing, "hello.rpm").await.unwrap_err();
+        assert!(matches!(error, FileError::Upload { .. }), "{error}");
+
+        // A task whose hub offers no client gets no other session instead.
+        let files = SubsessionFiles::new(|_| None).for_task(&ctx);
+        let error = files.upload(42, missing, "hello.rpm").await.unwrap_err();
+        assert!(
+            matches!(error, FileError::NoTaskSession { task_id: 42 }),
+            "{error}"
+        );
+        let error = files.sync_log(42, missing, "build.log").await.unwrap_err();
+        assert!(matches!(error, FileError::NoTaskSession { .. }), "{error}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use koji_adjutant_actors::{HandlerRegistry, Supervisor, WorkerDeps, WorkerExit, 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::hub_adapter::HostHubAdapter;
+use super::hub_adapter::{HostHubAdapter, subsession_client};
 use super::notify::SdNotifier;
 use super::settings::{self, SettingsError};
 use crate::config::{self, Config, ConfigSource};
@@ -146,13 +146,14 @@ async fn run_worker(
 
     let mut handlers = HandlerRegistry::new();
     register_builtin(&mut handlers);
+    // Each task's uploads go over its own subsession, as kojid's task process sends them.
     register_build_handlers(
         &mut handlers,
-        BuildServices::from_config(config, hub.client().clone())?,
+        BuildServices::from_config(config, subsession_client)?,
     );
     crate::handlers::repos::register(
         &mut handlers,
-        RepoServices::from_config_with_client(config, hub.client().clone()),
+        RepoServices::from_config_with_subsessions(config, subsession_client),
     );
 
     // Installed before the worker starts, so that its first metrics are recorded.

@@ -1,9 +1,10 @@
 //! Uploading a task's files to the hub.
 //!
 //! The actors' `TaskHub` has no upload call, so the repo handlers take a [`TaskFilesProvider`]:
-//! the worker hands over the task's own [`HubClient`] (fast `rawUpload`, as kojid does by
-//! default) through [`ClientFiles`], and [`HubCallFiles`] works over any `TaskHub` with the
-//! legacy base64 `uploadFile` call (`use_fast_upload = False`), for workers that cannot.
+//! the worker's [`SubsessionFiles`] hands over the task's own subsession [`HubClient`] (fast
+//! `rawUpload`, as kojid does by default) through [`ClientFiles`], and [`HubCallFiles`] works
+//! over any `TaskHub` with the legacy base64 `uploadFile` call (`use_fast_upload = False`),
+//! for workers that cannot. Either way the uploads are on the task's own session.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +73,34 @@ impl TaskFilesProvider for HubCallFilesProvider {
         Arc::new(HubCallFiles {
             hub: Arc::clone(&ctx.hub),
         })
+    }
+}
+
+/// The worker's provider: [`ClientFiles`] over the task's own subsession client, found with
+/// `session_of`; [`HubCallFiles`] over the task's `TaskHub` when it offers no client (still
+/// the task's session, only slower and with logs sent whole at the end).
+pub struct SubsessionFiles {
+    session_of: crate::handlers::hubfiles::SessionLookup,
+}
+
+impl SubsessionFiles {
+    pub fn new(session_of: crate::handlers::hubfiles::SessionLookup) -> Self {
+        Self { session_of }
+    }
+}
+
+impl TaskFilesProvider for SubsessionFiles {
+    fn for_task(&self, ctx: &TaskContext) -> Arc<dyn TaskFiles> {
+        match (self.session_of)(ctx.hub.as_ref()) {
+            Some(client) => Arc::new(ClientFiles { client }),
+            None => {
+                tracing::warn!(
+                    task_id = ctx.task_id,
+                    "the task's hub session offers no client; uploading with the legacy uploadFile call"
+                );
+                HubCallFilesProvider.for_task(ctx)
+            }
+        }
     }
 }
 

@@ -184,16 +184,16 @@ impl RepoServices {
         )
     }
 
-    /// From the loaded configuration, uploading with rawUpload and live logs through `client`
-    /// (the worker's main session: the hub lets the host upload into any task it has OPEN, and
-    /// the client serialises its calls). This is what the worker should register.
-    pub fn from_config_with_client(
+    /// From the loaded configuration, uploading with rawUpload and live logs through each
+    /// task's own subsession client (`session_of` finds it), as kojid's task process does.
+    /// This is what the worker registers.
+    pub fn from_config_with_subsessions(
         config: &crate::config::Config,
-        client: crate::hub::client::HubClient,
+        session_of: crate::handlers::hubfiles::SessionLookup,
     ) -> Self {
         Self::new(
             RepoSettings::from_settings(&config.kojid, &config.adjutant),
-            Arc::new(files::FixedFiles(Arc::new(files::ClientFiles { client }))),
+            Arc::new(files::SubsessionFiles::new(session_of)),
         )
     }
 }
