@@ -245,6 +245,7 @@ impl RepoWorld {
                 .unwrap_or_else(|| rpm.name.clone())
         };
         let mut chosen: Vec<&FakeRpm> = Vec::new();
+        // Package name → the tag it was first found in.
         let mut seen_packages: BTreeMap<String, i64> = BTreeMap::new();
         for id in &chain {
             for rpm in self.rpms.values().filter(|r| r.tags.contains(id)) {
@@ -254,11 +255,11 @@ impl RepoWorld {
                 }
                 match seen_packages.get(&package) {
                     // A package is taken from the first tag in the chain that has it, and with
-                    // `latest` only its newest build there (highest build id).
-                    Some(build) if latest && *build != rpm.build_id => continue,
+                    // `latest` only its newest build there (highest build id, kept below).
+                    Some(tag) if latest && tag != id => continue,
                     _ => {}
                 }
-                seen_packages.entry(package).or_insert(rpm.build_id);
+                seen_packages.entry(package).or_insert(*id);
                 chosen.push(rpm);
             }
             if latest {
