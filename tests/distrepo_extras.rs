@@ -338,6 +338,30 @@ async fn deltas_against_an_older_dist_repo_are_made_uploaded_and_moved() {
             .task_output(failed.child, "createrepo.log")
             .is_none()
     );
+
+    // A buildroot repo is no delta base: it holds no RPMs, only a pkglist.
+    let plain = {
+        let mut repos = world.side.world.lock().unwrap();
+        let mut record = repos.repos[&old_id].clone();
+        record.id = 990_000 + old_id;
+        record.dist = false;
+        repos.repos.insert(record.id, record.clone());
+        record.id
+    };
+    let failed = dist_repo(
+        &world,
+        "delta-f1",
+        tag,
+        dist_opts(&[("delta", Value::Array(vec![Value::Integer(plain as i32)]))]),
+    )
+    .await;
+    let error = failed.outcome.expect_err("a non-dist delta base fails");
+    assert!(
+        error
+            .to_string()
+            .contains("Base repo for deltas must also be a dist repo"),
+        "{error}"
+    );
 }
 
 #[actix_rt::test]
@@ -504,6 +528,20 @@ async fn split_debuginfo_makes_a_debug_subrepo() {
     // The sub-repo's createrepo_c output has a log of its own, as in kojid.
     assert!(task_log(&world, run.child, "createrepo_debug.log").contains("Package count: 2"));
     assert!(task_log(&world, run.child, "createrepo.log").contains("Package count: 2"));
+
+    // The task dir's Packages/ links point into the topdir: handing the task dir to the tool
+    // user must not reach through them to the hub's RPMs.
+    for file in [
+        "packages/foo/1.0/1/x86_64/foo-1.0-1.x86_64.rpm",
+        "packages/foo/1.0/1/x86_64/foo-debuginfo-1.0-1.x86_64.rpm",
+        "packages/bar/1.0/1/x86_64/bar-1.0-1.x86_64.rpm",
+    ] {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(world.topdir().join(file)).unwrap();
+        let me = std::fs::metadata(world.workdir.path()).unwrap().uid();
+        assert_eq!(meta.uid(), me, "{file} keeps its owner");
+        assert_eq!(meta.mode() & 0o022, 0, "{file} is not made writable");
+    }
 
     // Without debug packages there is no debug sub-repo.
     let tag = world.side.add_tag("split-f2", &["x86_64"]);

@@ -380,6 +380,9 @@ async fn create_dist_repo(
 
     // What the tag holds for each arch of the family, with signatures.
     let mut rows = Vec::new();
+    // Build id → its dir in the topdir. Files live under the build's name, which for
+    // subpackages (foo-debuginfo, foo-devel) is not the RPM's own.
+    let mut build_dirs: BTreeMap<i64, PathBuf> = BTreeMap::new();
     for family_arch in arch_family(arch) {
         let mut kwargs = Map::new();
         kwargs.insert("event".into(), json!(event));
@@ -392,6 +395,18 @@ async fn create_dist_repo(
             .call("listTaggedRPMS", vec![tag.clone()], kwargs)
             .await?;
         if let Some(builds) = listed.get(1).and_then(Value::as_array) {
+            for build in builds {
+                if let Some(id) = build.get("id").and_then(Value::as_i64) {
+                    build_dirs.entry(id).or_insert_with(|| {
+                        build_dir(
+                            &settings.topdir,
+                            rpm_str(build, "name"),
+                            rpm_str(build, "version"),
+                            rpm_str(build, "release"),
+                        )
+                    });
+                }
+            }
             let drafts: Vec<&str> = builds
                 .iter()
                 .filter(|b| b.get("draft").and_then(Value::as_bool).unwrap_or(false))
@@ -445,7 +460,16 @@ async fn create_dist_repo(
                 continue;
             }
         }
-        let builddir = build_dir(&settings.topdir, name, version, release);
+        let build_id = info.get("build_id").and_then(Value::as_i64);
+        let Some(builddir) = build_id.and_then(|id| build_dirs.get(&id)) else {
+            return Err(RepoError::BadReply {
+                call: "listTaggedRPMS".to_owned(),
+                detail: format!(
+                    "rpm {basename} came without its build ({})",
+                    build_id.map_or_else(|| "no build_id".to_owned(), |id| id.to_string())
+                ),
+            });
+        };
         let path = match sigkey {
             Some(key) => builddir
                 .join("data/signed")
