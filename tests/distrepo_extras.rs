@@ -431,6 +431,26 @@ async fn zck_metadata_uses_the_dictionary_dir() {
         )),
         "{log}"
     );
+
+    // An empty zck_dict_dir means none, as in kojid: no dictionary is looked for.
+    let run = dist_repo(
+        &world,
+        "zck-f1",
+        tag,
+        dist_opts(&[
+            ("zck", Value::Boolean(true)),
+            ("zck_dict_dir", Value::String(String::new())),
+        ]),
+    )
+    .await;
+    run.outcome.expect("distRepo with an empty zck_dict_dir");
+    let log = task_log(&world, run.child, "createrepo.log");
+    assert!(!log.contains("Zchunk dict"), "{log}");
+    let listed = manifest(&world, run.child);
+    assert!(
+        listed.iter().any(|p| p.ends_with("-primary.xml.zck")),
+        "{listed:?}"
+    );
 }
 
 #[actix_rt::test]

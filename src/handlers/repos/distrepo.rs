@@ -650,7 +650,12 @@ async fn create_dist_repo(
         }
         if opt_bool(opts, "zck") {
             cmd.push("--zck".into());
-            if let Some(dict) = opts.get("zck_dict_dir").and_then(Value::as_str) {
+            // kojid skips an empty dir as it skips None.
+            if let Some(dict) = opts
+                .get("zck_dict_dir")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+            {
                 cmd.extend(["--zck-dict-dir".into(), dict.to_owned()]);
             }
         }
