@@ -582,7 +582,7 @@ async fn create_dist_repo(
         subrepos.push((debug.clone(), debug.join("pkglist"), "createrepo_debug.log"));
     }
 
-    // Old repodata for --update, and delta sources.
+    // Old repodata for --update.
     let old = {
         let mut kwargs = Map::new();
         kwargs.insert("dist".into(), json!(true));
