@@ -253,3 +253,94 @@ pub fn in_image(name: &str, topdir: &Path, script: &str) -> std::process::Output
         .output()
         .unwrap()
 }
+
+/// A runtime that refuses every container: with `repo_tools = host` none may be made.
+pub struct NoContainers;
+
+fn no_container(what: &str) -> koji_adjutant_actors::runtime::RuntimeError {
+    koji_adjutant_actors::runtime::RuntimeError::InvalidSpec {
+        what: what.to_owned(),
+        message: "repo_tools = host must not use the container runtime".to_owned(),
+    }
+}
+
+#[async_trait::async_trait]
+impl ContainerRuntime for NoContainers {
+    async fn ensure_image(
+        &self,
+        _: &str,
+        _: koji_adjutant_actors::runtime::PullPolicy,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Err(no_container("ensure_image"))
+    }
+    async fn inspect_image(
+        &self,
+        _: &str,
+    ) -> Result<koji_adjutant_actors::runtime::ImageInfo, koji_adjutant_actors::runtime::RuntimeError>
+    {
+        Err(no_container("inspect_image"))
+    }
+    async fn create(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerSpec,
+    ) -> Result<
+        koji_adjutant_actors::runtime::ContainerHandle,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Err(no_container("create"))
+    }
+    async fn start(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Err(no_container("start"))
+    }
+    async fn exec(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: &koji_adjutant_actors::runtime::ExecSpec,
+        _: Arc<dyn koji_adjutant_actors::runtime::LogSink>,
+        _: CancellationToken,
+    ) -> Result<
+        koji_adjutant_actors::runtime::ExecOutcome,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Err(no_container("exec"))
+    }
+    async fn stop(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: Duration,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn kill(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn remove(
+        &self,
+        _: &koji_adjutant_actors::runtime::ContainerHandle,
+        _: bool,
+    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(())
+    }
+    async fn list_owned(
+        &self,
+        _: &str,
+    ) -> Result<
+        Vec<koji_adjutant_actors::runtime::ContainerSummary>,
+        koji_adjutant_actors::runtime::RuntimeError,
+    > {
+        Ok(Vec::new())
+    }
+    async fn reap_orphans(
+        &self,
+        _: &str,
+        _: &std::collections::HashSet<String>,
+    ) -> Result<Vec<String>, koji_adjutant_actors::runtime::RuntimeError> {
+        Ok(Vec::new())
+    }
+}

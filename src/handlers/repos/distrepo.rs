@@ -19,6 +19,9 @@ use super::tools::{ToolBox, clean_task_dir, hand_over_tree, prepare_task_dir};
 use super::{RepoError, RepoServices};
 use crate::hub::upload::UploadTarget;
 
+/// The sub-repo that `split_debuginfo` moves debuginfo and debugsource packages into.
+const DEBUG_SUBREPO: &str = "debug";
+
 /// kojid writes signed copies in batches of this many calls.
 const SIGNED_BATCH: usize = 1000;
 
@@ -370,11 +373,16 @@ async fn create_dist_repo(
             "multilib dist repos are not supported by koji-adjutant yet: generate the repo without --multilib, or on a kojid host",
         ));
     }
+    // kojid checks the delta base repos first, before any work is done.
+    let delta_dirs = delta_sources(ctx, &settings.topdir, arch, opts.get("delta")).await?;
     prepare_task_dir(settings, task_dir)?;
     let files = services.files.for_task(ctx);
 
     // What the tag holds for each arch of the family, with signatures.
     let mut rows = Vec::new();
+    // Build id → its dir in the topdir. Files live under the build's name, which for
+    // subpackages (foo-debuginfo, foo-devel) is not the RPM's own.
+    let mut build_dirs: BTreeMap<i64, PathBuf> = BTreeMap::new();
     for family_arch in arch_family(arch) {
         let mut kwargs = Map::new();
         kwargs.insert("event".into(), json!(event));
@@ -387,6 +395,18 @@ async fn create_dist_repo(
             .call("listTaggedRPMS", vec![tag.clone()], kwargs)
             .await?;
         if let Some(builds) = listed.get(1).and_then(Value::as_array) {
+            for build in builds {
+                if let Some(id) = build.get("id").and_then(Value::as_i64) {
+                    build_dirs.entry(id).or_insert_with(|| {
+                        build_dir(
+                            &settings.topdir,
+                            rpm_str(build, "name"),
+                            rpm_str(build, "version"),
+                            rpm_str(build, "release"),
+                        )
+                    });
+                }
+            }
             let drafts: Vec<&str> = builds
                 .iter()
                 .filter(|b| b.get("draft").and_then(Value::as_bool).unwrap_or(false))
@@ -440,7 +460,16 @@ async fn create_dist_repo(
                 continue;
             }
         }
-        let builddir = build_dir(&settings.topdir, name, version, release);
+        let build_id = info.get("build_id").and_then(Value::as_i64);
+        let Some(builddir) = build_id.and_then(|id| build_dirs.get(&id)) else {
+            return Err(RepoError::BadReply {
+                call: "listTaggedRPMS".to_owned(),
+                detail: format!(
+                    "rpm {basename} came without its build ({})",
+                    build_id.map_or_else(|| "no build_id".to_owned(), |id| id.to_string())
+                ),
+            });
+        };
         let path = match sigkey {
             Some(key) => builddir
                 .join("data/signed")
@@ -518,12 +547,18 @@ async fn create_dist_repo(
             std::os::unix::fs::symlink(&rpm.path, &link)
                 .map_err(RepoError::io("cannot link", &link))?;
         }
+        let to_debug = rpm.debuginfo && split_debuginfo;
         let mut info = rpm.info.clone();
         if let Value::Object(map) = &mut info {
             map.insert("sigkey".into(), json!(rpm.sigkey));
+            // kojid marks the split-off packages in kojipkgs the same way.
+            if to_debug {
+                map.insert("_subrepo".into(), json!(DEBUG_SUBREPO));
+            }
         }
         kojipkgs.insert(rpm.basename.clone(), info);
-        if rpm.debuginfo && split_debuginfo {
+        if to_debug {
+            // The debug sub-repo shares the arch's Packages/ dir, one level up.
             debug_list.push_str(&format!("../Packages/{letter}/{}\n", rpm.basename));
         } else {
             main_list.push_str(&format!("Packages/{letter}/{}\n", rpm.basename));
@@ -538,15 +573,16 @@ async fn create_dist_repo(
         repodir.join("kojipkgs"),
         serde_json::to_string_pretty(&Value::Object(kojipkgs)).unwrap_or_default(),
     )?;
-    let mut subrepos = vec![(repodir.clone(), repodir.join("pkglist"))];
-    if split_debuginfo {
-        let debug = repodir.join("debug");
+    let mut subrepos = vec![(repodir.clone(), repodir.join("pkglist"), "createrepo.log")];
+    // As in kojid, the sub-repo exists only when some package went into it.
+    if !debug_list.is_empty() {
+        let debug = repodir.join(DEBUG_SUBREPO);
         std::fs::create_dir_all(&debug).map_err(RepoError::io("cannot create", &debug))?;
         write(debug.join("pkglist"), debug_list)?;
-        subrepos.push((debug.clone(), debug.join("pkglist")));
+        subrepos.push((debug.clone(), debug.join("pkglist"), "createrepo_debug.log"));
     }
 
-    // Old repodata for --update, and delta sources.
+    // Old repodata for --update.
     let old = {
         let mut kwargs = Map::new();
         kwargs.insert("dist".into(), json!(true));
@@ -559,18 +595,6 @@ async fn create_dist_repo(
             )
             .await?
     };
-    let mut delta_dirs = Vec::new();
-    if let Some(Value::Array(ids)) = opts.get("delta") {
-        for id in ids.iter().filter_map(Value::as_i64) {
-            let info = repo_info(ctx, id).await?;
-            let dir = distrepo_dir(&settings.topdir, id, rpm_str(&info, "tag_name")).join(arch);
-            if dir.is_dir() {
-                delta_dirs.push(dir);
-            } else {
-                tracing::warn!(task_id = ctx.task_id, dir = %dir.display(), "delta repo missing, skipped");
-            }
-        }
-    }
     let groupdata = distrepo_dir(&settings.topdir, repo_id, &tag_name).join("groups/comps.xml");
     hand_over_tree(settings, &repodir)?;
     let mut tools = ToolBox::new(
@@ -582,7 +606,7 @@ async fn create_dist_repo(
         event,
     );
     ctx.phases.enter(TaskPhase::Building);
-    for (dir, pkglist) in &subrepos {
+    for (dir, pkglist, log_name) in &subrepos {
         let mut cmd: Vec<String> = vec![
             "/usr/bin/createrepo_c".into(),
             "--error-exit-val".into(),
@@ -590,7 +614,7 @@ async fn create_dist_repo(
             "-i".into(),
             pkglist.display().to_string(),
         ];
-        if groupdata.is_file() && dir == &repodir {
+        if groupdata.is_file() {
             cmd.extend(["-g".into(), groupdata.display().to_string()]);
         }
         if let Some(old_id) = old.get("id").and_then(Value::as_i64) {
@@ -626,16 +650,19 @@ async fn create_dist_repo(
         }
         if opt_bool(opts, "zck") {
             cmd.push("--zck".into());
-            if let Some(dict) = opts.get("zck_dict_dir").and_then(Value::as_str) {
+            // kojid skips an empty dir as it skips None.
+            if let Some(dict) = opts
+                .get("zck_dict_dir")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+            {
                 cmd.extend(["--zck-dict-dir".into(), dict.to_owned()]);
             }
         }
         cmd.push(dir.display().to_string());
         let joined = cmd.join(" ");
         tracing::info!(task_id = ctx.task_id, command = %joined, "running createrepo for a dist repo");
-        let status = tools
-            .run("createrepo", cmd, "createrepo.log", false)
-            .await?;
+        let status = tools.run("createrepo", cmd, log_name, false).await?;
         if status != 0 {
             return Err(RepoError::generic(format!(
                 "failed to create repo: {joined} exited with status {status}"
@@ -659,6 +686,71 @@ async fn create_dist_repo(
         )
         .await?;
     Ok(Value::Null)
+}
+
+/// The directories that hold the RPMs of the dist repos named in the `delta` option, for
+/// `--oldpackagedirs`. kojid checks each repo as below and then passes the repo's top dir,
+/// but createrepo_c looks for `*.rpm` only directly inside each directory it is given, and a
+/// moved dist repo keeps its RPMs in `<arch>/Packages/<letter>/`; so every letter dir of this
+/// arch is passed instead, which is what makes deltas appear. The split-off debuginfo shares
+/// those dirs, so the same list serves the `debug` sub-repo.
+async fn delta_sources(
+    ctx: &TaskContext,
+    topdir: &Path,
+    arch: &str,
+    delta: Option<&Value>,
+) -> Result<Vec<PathBuf>, RepoError> {
+    let ids: Vec<i64> = match delta {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_i64().ok_or_else(|| {
+                    RepoError::Fault(Fault::parameter(format!(
+                        "delta must be a list of dist repo ids, got {item}"
+                    )))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(RepoError::Fault(Fault::parameter(format!(
+                "delta must be a list of dist repo ids, got {other}"
+            ))));
+        }
+    };
+    let mut dirs = Vec::new();
+    for id in ids {
+        let info = repo_info(ctx, id).await?;
+        if !info.get("dist").and_then(Value::as_bool).unwrap_or(false) {
+            return Err(RepoError::generic(format!(
+                "Base repo for deltas must also be a dist repo (repo {id} is not)"
+            )));
+        }
+        let top = distrepo_dir(topdir, id, rpm_str(&info, "tag_name"));
+        if !top.exists() {
+            return Err(RepoError::generic(format!(
+                "Base drpm repo missing: {}",
+                top.display()
+            )));
+        }
+        let packages = top.join(arch).join("Packages");
+        let mut letters: Vec<PathBuf> = match std::fs::read_dir(&packages) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect(),
+            Err(error) => {
+                // The old repo may simply not have had this arch: no deltas from it.
+                tracing::warn!(task_id = ctx.task_id, dir = %packages.display(), %error,
+                    "no packages of this arch in the delta base repo");
+                Vec::new()
+            }
+        };
+        letters.sort();
+        dirs.extend(letters);
+    }
+    Ok(dirs)
 }
 
 /// Uploads every regular file under `dir` (not the symlinks into the topdir) to the task's

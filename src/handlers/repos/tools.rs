@@ -284,10 +284,17 @@ pub fn hand_over(settings: &RepoSettings, path: &Path) -> Result<(), RepoError> 
     Ok(())
 }
 
-/// Recursively hands over a tree (old repodata copied in by the worker).
+/// Recursively hands over a tree (old repodata copied in by the worker, a dist repo's layout).
+/// Symlinks are left alone: a dist repo's `Packages/` links point at the hub's RPMs in the
+/// topdir, and chown/chmod through them would give those to the tool user (or make them
+/// world-writable when the chown is refused). The tools only read through the links.
 pub fn hand_over_tree(settings: &RepoSettings, path: &Path) -> Result<(), RepoError> {
+    let meta = std::fs::symlink_metadata(path).map_err(RepoError::io("cannot stat", path))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
     hand_over(settings, path)?;
-    if path.is_dir() {
+    if meta.is_dir() {
         for entry in std::fs::read_dir(path).map_err(RepoError::io("cannot list", path))? {
             let entry = entry.map_err(RepoError::io("cannot list", path))?;
             hand_over_tree(settings, &entry.path())?;

@@ -46,6 +46,9 @@ pub struct FakeTag {
 pub struct FakeRpm {
     pub id: i64,
     pub build_id: i64,
+    /// The build's (source package's) name: where kojihub keeps the file,
+    /// `packages/<build name>/<v>/<r>/`. Differs from `name` for subpackages.
+    pub build_name: String,
     pub name: String,
     pub version: String,
     pub release: String,
@@ -68,11 +71,11 @@ impl FakeRpm {
         )
     }
 
-    /// `packages/<n>/<v>/<r>/<arch>/<nvra>.rpm`, relative to topdir.
+    /// `packages/<build name>/<v>/<r>/<arch>/<nvra>.rpm`, relative to topdir.
     pub fn relpath(&self) -> String {
         format!(
             "packages/{}/{}/{}/{}/{}.rpm",
-            self.name,
+            self.build_name,
             self.version,
             self.release,
             self.arch,
@@ -80,11 +83,12 @@ impl FakeRpm {
         )
     }
 
-    /// The signed copy kojihub writes: `packages/<n>/<v>/<r>/data/signed/<key>/<arch>/<nvra>.rpm`.
+    /// The signed copy kojihub writes:
+    /// `packages/<build name>/<v>/<r>/data/signed/<key>/<arch>/<nvra>.rpm`.
     pub fn signed_relpath(&self, key: &str) -> String {
         format!(
             "packages/{}/{}/{}/data/signed/{key}/{}/{}.rpm",
-            self.name,
+            self.build_name,
             self.version,
             self.release,
             self.arch,
@@ -238,6 +242,8 @@ impl RepoWorld {
             .flat_map(|t| t.blocked.iter())
             .collect();
         let sources = self.source_names();
+        // Without a known SRPM the RPM's own name stands for the package: benchmarks import
+        // the subpackages of one spec as builds of their own.
         let package_of = |rpm: &FakeRpm| {
             sources
                 .get(&rpm.build_id)
@@ -245,6 +251,7 @@ impl RepoWorld {
                 .unwrap_or_else(|| rpm.name.clone())
         };
         let mut chosen: Vec<&FakeRpm> = Vec::new();
+        // Package name → the tag it was first found in.
         let mut seen_packages: BTreeMap<String, i64> = BTreeMap::new();
         for id in &chain {
             for rpm in self.rpms.values().filter(|r| r.tags.contains(id)) {
@@ -254,11 +261,11 @@ impl RepoWorld {
                 }
                 match seen_packages.get(&package) {
                     // A package is taken from the first tag in the chain that has it, and with
-                    // `latest` only its newest build there (highest build id).
-                    Some(build) if latest && *build != rpm.build_id => continue,
+                    // `latest` only its newest build there (highest build id, kept below).
+                    Some(tag) if latest && tag != id => continue,
                     _ => {}
                 }
-                seen_packages.entry(package).or_insert(rpm.build_id);
+                seen_packages.entry(package).or_insert(*id);
                 chosen.push(rpm);
             }
             if latest {
@@ -293,6 +300,20 @@ impl RepoWorld {
             "opts": repo.opts, "custom_opts": {},
         })
     }
+}
+
+/// The name of the build an RPM belongs to, from its `SOURCERPM` header
+/// (`<name>-<version>-<release>.src.rpm`), as kojihub names builds after their source package.
+fn build_name(name: &str, is_source: bool, sourcerpm: &str) -> String {
+    if is_source {
+        return name.to_owned();
+    }
+    sourcerpm
+        .strip_suffix(".src.rpm")
+        .and_then(|nvr| nvr.rsplitn(3, '-').nth(2))
+        .filter(|n| !n.is_empty())
+        .unwrap_or(name)
+        .to_owned()
 }
 
 fn describe(value: Option<&Value>) -> String {
@@ -617,7 +638,7 @@ impl RepoSide {
                 "--nosignature",
                 "--nodigest",
                 "--qf",
-                "%{NAME}\\n%{VERSION}\\n%{RELEASE}\\n%{EPOCH}\\n%{ARCH}\\n%{SIZE}\\n%{SIGMD5}\\n%{SOURCEPACKAGE}\\n",
+                "%{NAME}\\n%{VERSION}\\n%{RELEASE}\\n%{EPOCH}\\n%{ARCH}\\n%{SIZE}\\n%{SIGMD5}\\n%{SOURCEPACKAGE}\\n%{SOURCERPM}\\n",
             ])
             .arg(file)
             .output()
@@ -631,7 +652,7 @@ impl RepoSide {
         }
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         let fields: Vec<&str> = text.lines().collect();
-        if fields.len() < 8 {
+        if fields.len() < 9 {
             return Err(format!("unexpected rpm -qp output: {text}"));
         }
         let is_source = fields[7] == "1";
@@ -641,6 +662,7 @@ impl RepoSide {
         let rpm = FakeRpm {
             id,
             build_id,
+            build_name: build_name(fields[0], is_source, fields[8]),
             name: fields[0].to_owned(),
             version: fields[1].to_owned(),
             release: fields[2].to_owned(),
@@ -676,7 +698,7 @@ impl RepoSide {
                     "--nosignature",
                     "--nodigest",
                     "--qf",
-                    "%{NAME}\\t%{VERSION}\\t%{RELEASE}\\t%{EPOCH}\\t%{ARCH}\\t%{SIZE}\\t%{SIGMD5}\\t%{SOURCEPACKAGE}\\n",
+                    "%{NAME}\\t%{VERSION}\\t%{RELEASE}\\t%{EPOCH}\\t%{ARCH}\\t%{SIZE}\\t%{SIGMD5}\\t%{SOURCEPACKAGE}\\t%{SOURCERPM}\\n",
                 ])
                 .args(batch)
                 .output()
@@ -699,7 +721,7 @@ impl RepoSide {
             let mut world = lock(&self.world);
             for (file, line) in batch.iter().zip(lines) {
                 let f: Vec<&str> = line.split('\t').collect();
-                if f.len() < 8 {
+                if f.len() < 9 {
                     return Err(format!("unexpected rpm -qp line: {line}"));
                 }
                 let id = world.next();
@@ -707,6 +729,7 @@ impl RepoSide {
                 let rpm = FakeRpm {
                     id,
                     build_id,
+                    build_name: build_name(f[0], f[7] == "1", f[8]),
                     name: f[0].to_owned(),
                     version: f[1].to_owned(),
                     release: f[2].to_owned(),
@@ -909,7 +932,7 @@ fn list_tagged_rpms(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFau
             rpms.push(info);
         }
         builds.entry(rpm.build_id).or_insert_with(|| {
-            let package = sources.get(&rpm.build_id).unwrap_or(&rpm.name);
+            let package = sources.get(&rpm.build_id).unwrap_or(&rpm.build_name);
             json!({"build_id": rpm.build_id, "id": rpm.build_id, "name": package,
                    "version": rpm.version, "release": rpm.release, "epoch": rpm.epoch,
                    "nvr": format!("{package}-{}-{}", rpm.version, rpm.release),
