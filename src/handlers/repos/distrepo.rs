@@ -11,6 +11,7 @@ use koji_adjutant_actors::snapshot::TaskPhase;
 use serde_json::{Map, Value, json};
 
 use super::createrepo::{REPO_INIT, copy_tree, repo_info};
+use super::multilib::{MultilibJob, RepoRpm};
 use super::paths::{
     arch_family, build_dir, canon_arch, distrepo_dir, multilib_companion, task_relpath,
     task_workdir,
@@ -49,6 +50,19 @@ fn keys_of(value: Option<&Value>) -> Result<Vec<String>, HandlerError> {
             })
             .collect(),
         Some(other) => Err(param_error(format!("keys must be a list, got {other}"))),
+    }
+}
+
+/// `task_opts.multilib`: the multilib config's path under the work dir, or `None` when off.
+fn multilib_config(opts: &Map<String, Value>) -> Result<Option<String>, RepoError> {
+    match opts.get("multilib") {
+        Some(Value::String(path)) if !path.is_empty() => Ok(Some(path.clone())),
+        Some(value) if opt_bool(opts, "multilib") => {
+            Err(RepoError::Fault(Fault::parameter(format!(
+                "task_opts multilib must be the path of a multilib config under the work dir (what `koji dist-repo --multilib FILE` sends), got {value}"
+            ))))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -365,11 +379,7 @@ async fn create_dist_repo(
         .get("event")
         .and_then(Value::as_i64)
         .or_else(|| rinfo.get("create_event").and_then(Value::as_i64));
-    if opt_bool(opts, "multilib") && multilib_companion(arch).is_some() {
-        return Err(RepoError::generic(
-            "multilib dist repos are not supported by koji-adjutant yet: generate the repo without --multilib, or on a kojid host",
-        ));
-    }
+    let multilib_config = multilib_config(opts)?;
     prepare_task_dir(settings, task_dir)?;
     let files = services.files.for_task(ctx);
 
@@ -497,6 +507,39 @@ async fn create_dist_repo(
             missing_files.len(),
             settings.topdir.display()
         )));
+    }
+
+    if let Some(config) = multilib_config.as_deref()
+        && multilib_companion(arch).is_some()
+    {
+        let job = MultilibJob {
+            ctx,
+            settings,
+            files: files.clone(),
+            task_dir,
+            tag_name: &tag_name,
+            repo_id,
+            event,
+            arch,
+            config,
+        };
+        let own: Vec<RepoRpm> = chosen
+            .iter()
+            .map(|rpm| RepoRpm {
+                basename: rpm.basename.clone(),
+                path: rpm.path.clone(),
+            })
+            .collect();
+        for extra in job.resolve(&own).await? {
+            let name = rpm_str(&extra.info, "name").to_owned();
+            chosen.push(Chosen {
+                info: extra.info,
+                sigkey: extra.sigkey,
+                path: extra.path,
+                basename: extra.basename,
+                debuginfo: is_debuginfo(&name),
+            });
+        }
     }
 
     // The repo layout: Packages/<l>/<file> links into the topdir, pkglist, kojipkgs.
