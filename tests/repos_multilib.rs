@@ -202,8 +202,13 @@ async fn x86_64_dist_repo_carries_the_devel_multilib_set_with_its_i686_deps() {
     let conf_up = output(&world, x86, "dnf.conf-koji-x86_64").expect("dnf.conf uploaded");
     let i386_dir = world.side.repo_dir(repo_id).unwrap().join("i386");
     assert!(
-        conf_up.contains(&format!("baseurl=file://{}", i386_dir.display()))
-            && conf_up.contains(&format!("[koji-{x86}]")),
+        conf_up.starts_with("\n[main]\ndebuglevel=2\n")
+            && conf_up.contains("\ngpgcheck=0\n")
+            && conf_up.contains(&format!(
+                "\n[koji-{x86}]\nname=koji multilib task\nbaseurl=file://{}\nenabled=1\n",
+                i386_dir.display()
+            ))
+            && conf_up.contains(&format!("/{x86}/dnf\n")),
         "{conf_up}"
     );
     assert!(output(&world, x86, "missing_multilib.log").is_none());
@@ -223,6 +228,14 @@ async fn x86_64_dist_repo_carries_the_devel_multilib_set_with_its_i686_deps() {
         );
     }
     assert_eq!(pkgs64["libfoo-1.0-1.i686.rpm"]["sigkey"], "aaaa1111");
+    // kojid points `_pkgpath` of a multilib entry at the 32-bit repo's file.
+    assert_eq!(
+        pkgs64["libextra-1.0-1.i686.rpm"]["_pkgpath"],
+        i386_dir
+            .join("Packages/l/libextra-1.0-1.i686.rpm")
+            .display()
+            .to_string()
+    );
     assert!(pkgs64["libfoo-1.0-1.x86_64.rpm"].get("_multilib").is_none());
     for unwanted in ["foo-tools-1.0-1.i686.rpm", "php-devel-1.0-1.i686.rpm"] {
         assert!(!pkgs64.contains_key(unwanted), "{unwanted}: {pkgs64:?}");
@@ -281,7 +294,8 @@ async fn x86_64_dist_repo_carries_the_devel_multilib_set_with_its_i686_deps() {
 }
 
 #[actix_rt::test]
-async fn missing_32_bit_twins_and_deps_fail_with_missing_multilib_log() {
+async fn missing_32_bit_twins_fail_with_missing_multilib_log_and_depsolve_errors_with_dnfs_problems()
+ {
     let world = World::new().await;
     std::fs::create_dir_all(world.topdir().join("repos-dist")).unwrap();
 
@@ -364,19 +378,16 @@ async fn missing_32_bit_twins_and_deps_fail_with_missing_multilib_log() {
         .iter()
         .find(|t| t.label.as_deref() == Some("x86_64"))
         .unwrap();
+    // As in kojid, dnf's depsolve error fails the task with dnf's problems, and no
+    // missing_multilib.log is written.
+    let result = x86.result_xml.clone().unwrap_or_default();
     assert!(
-        x86.result_xml
-            .clone()
-            .unwrap_or_default()
-            .contains("multilib dependency resolution failed"),
-        "{:?}",
-        x86.result_xml
+        result.contains("dnf depsolve was unsuccessful")
+            && result.contains("nothing provides libbar-helper needed by libbar-devel-1.0-1.i686"),
+        "{result}"
     );
-    let log = output(&world, x86.id, "missing_multilib.log").expect("missing_multilib.log");
-    assert!(
-        log.contains("nothing provides libbar-helper needed by libbar-devel-1.0-1.i686"),
-        "{log}"
-    );
+    assert!(output(&world, x86.id, "missing_multilib.log").is_none());
+    assert!(output(&world, x86.id, "dnf.conf-koji-x86_64").is_some());
 }
 
 #[actix_rt::test]
@@ -397,11 +408,21 @@ async fn a_multilib_option_that_is_not_a_path_is_a_parameter_error() {
             Value::String("../../etc/multilib.conf".into()),
             "must be a path relative to the work dir",
         ),
+        // kojid loads the 32-bit repo's kojipkgs before the config.
+        (
+            Value::String("cli-dist-repo/none/multilib.conf".into()),
+            "needs the i386 repo of dist repo",
+        ),
         (
             Value::String("cli-dist-repo/none/multilib.conf".into()),
             "cannot read the multilib config",
         ),
     ] {
+        if wanted == "cannot read the multilib config" {
+            let i386 = world.side.repo_dir(repo_id).unwrap().join("i386");
+            std::fs::create_dir_all(&i386).unwrap();
+            std::fs::write(i386.join("kojipkgs"), "{}").unwrap();
+        }
         let mut task_opts = match opts("x") {
             Value::Struct(map) => map,
             _ => unreachable!(),

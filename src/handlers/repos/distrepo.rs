@@ -564,6 +564,8 @@ async fn create_dist_repo(
         let mut info = rpm.info.clone();
         if let Value::Object(map) = &mut info {
             map.insert("sigkey".into(), json!(rpm.sigkey));
+            // kojid's get_rpms and do_multilib record the file each link points to.
+            map.insert("_pkgpath".into(), json!(rpm.path.display().to_string()));
         }
         kojipkgs.insert(rpm.basename.clone(), info);
         if rpm.debuginfo && split_debuginfo {

@@ -1,17 +1,25 @@
-//! Multilib for `createdistrepo` (§4.9), as kojid's `do_multilib_dnf` does it: which 32-bit
-//! packages a 64-bit dist repo carries besides its own.
+//! Multilib for `createdistrepo` (§4.9): which 32-bit packages a 64-bit dist repo carries
+//! besides its own. kojid does this in `createDistRepoTask.do_multilib` (`builder/kojid`),
+//! between `get_rpms` and `split_pkgs`:
 //!
-//! 1. Each RPM of the 64-bit repo is judged by python-multilib's `devel` method (implemented
-//!    here, [`MultilibMethod`]), with the white and black lists of the operator's multilib
-//!    config (`task_opts.multilib`, a file `koji dist-repo --multilib` uploaded to the work
-//!    dir). For each chosen one, its 32-bit twin (`…x86_64.rpm` → `…i686.rpm`) must be in the
-//!    already moved 32-bit repo of the same dist repo, else it is reported missing.
-//! 2. dnf marks the twins for install against that 32-bit repo alone and resolves their
-//!    dependencies; the helper `multilib_dnf.py` (shipped in the binary) does this and reads
+//! 1. Each RPM of the 64-bit repo is judged by python-multilib's `DevelMultilibMethod`
+//!    (implemented here, [`MultilibMethod`]) built from the operator's multilib config
+//!    (`task_opts.multilib`, read from `<topdir>/work/<path>`). For each chosen one, its
+//!    32-bit twin (`…x86_64.rpm` → `…i686.rpm`) must be in the `kojipkgs` of the already
+//!    moved 32-bit repo of the same dist repo, else it is reported missing.
+//! 2. dnf, with kojid's `dnf.conf-koji-<arch>` (one repo: the 32-bit dist repo) and the 64-bit
+//!    arch as the transaction arch, marks the twins for install and resolves their
+//!    dependencies. The helper `multilib_dnf.py` (shipped in the binary) does this and reads
 //!    the RPM headers, in the task's tool container with no network.
-//! 3. Missing twins or dependencies fail the task with `missing_multilib.log`. Otherwise
-//!    every package of the transaction that the 64-bit repo does not already hold joins it,
-//!    linked to the 32-bit repo's file and flagged `_multilib` in `kojipkgs`.
+//! 3. Missing twins or dependencies fail the task with `missing_multilib.log`; a failed
+//!    depsolve fails it with dnf's problems. Otherwise every package of the transaction that
+//!    the 64-bit repo does not already hold joins it, linked to the 32-bit repo's file and
+//!    flagged `_multilib` in `kojipkgs`.
+//!
+//! Where this departs from kojid (docs/repo-tasks.md, "Differences from kojid"), it is because
+//! kojid's code cannot work against the hub's dist repo layout: it passes file paths to
+//! `dnf.Base.install`, which takes package specs, and it looks for the 32-bit files in
+//! `<repo>/<l>/` while `distRepoMove` puts them in `<repo>/Packages/<l>/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -80,22 +88,26 @@ pub enum MultilibConfigError {
     },
 }
 
-/// The white and black lists of a multilib config (python-multilib's `multilib.conf`).
+/// The white and black lists of a multilib config (python-multilib's `multilib.conf`), each
+/// the option's raw value as `ConfigParser.get` returns it (continuation lines joined by
+/// `\n`). python-multilib tests a package with `po.name in <that string>`, a substring test,
+/// and so does [`MultilibConfig::listed`]: with the stock config, `perl` counts as
+/// white-listed because `perl-libs` is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MultilibConfig {
-    pub runtime_white: BTreeSet<String>,
-    pub runtime_black: BTreeSet<String>,
-    pub devel_white: BTreeSet<String>,
-    pub devel_black: BTreeSet<String>,
+    pub runtime_white: String,
+    pub runtime_black: String,
+    pub devel_white: String,
+    pub devel_black: String,
 }
 
-fn names(
+fn raw_value(
     document: &IniDocument,
     file: &Path,
     section: &'static str,
     key: &'static str,
-) -> Result<BTreeSet<String>, MultilibConfigError> {
-    // RawConfigParser.get falls back to [DEFAULT] for a key the section lacks.
+) -> Result<String, MultilibConfigError> {
+    // ConfigParser.get falls back to [DEFAULT] for a key the section lacks.
     let value = document
         .section(section)
         .and_then(|s| s.get(key))
@@ -109,18 +121,23 @@ fn names(
             section,
             key,
         })?;
-    Ok(value.value.split_whitespace().map(str::to_owned).collect())
+    Ok(value.value.clone())
 }
 
 impl MultilibConfig {
     pub fn parse(text: &str, file: &Path) -> Result<Self, MultilibConfigError> {
         let document = parse_str(text, file)?;
         Ok(Self {
-            runtime_white: names(&document, file, "runtime", "white")?,
-            runtime_black: names(&document, file, "runtime", "black")?,
-            devel_white: names(&document, file, "devel", "white")?,
-            devel_black: names(&document, file, "devel", "black")?,
+            runtime_white: raw_value(&document, file, "runtime", "white")?,
+            runtime_black: raw_value(&document, file, "runtime", "black")?,
+            devel_white: raw_value(&document, file, "devel", "white")?,
+            devel_black: raw_value(&document, file, "devel", "black")?,
         })
+    }
+
+    /// python-multilib's `po.name in self.<list>`.
+    fn listed(list: &str, name: &str) -> bool {
+        list.contains(name)
     }
 }
 
@@ -135,8 +152,8 @@ pub struct PackageFacts {
     pub provides: Vec<String>,
 }
 
-/// python-multilib's methods. kojid always uses `devel`; the others are here because the
-/// config's lists are shared with them and the rules nest (devel ⊃ runtime ⊃ base).
+/// python-multilib's methods. kojid always builds `DevelMultilibMethod`; the others are here
+/// because the rules nest (devel ⊃ runtime ⊃ base) and the tests pin each layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MultilibMethod {
     None,
@@ -176,10 +193,10 @@ fn base(pkg: &PackageFacts) -> bool {
 }
 
 fn runtime(config: &MultilibConfig, pkg: &PackageFacts) -> bool {
-    if config.runtime_black.contains(&pkg.name) {
+    if MultilibConfig::listed(&config.runtime_black, &pkg.name) {
         return false;
     }
-    if config.runtime_white.contains(&pkg.name) {
+    if MultilibConfig::listed(&config.runtime_white, &pkg.name) {
         return true;
     }
     if base(pkg) {
@@ -247,10 +264,10 @@ fn runtime_file(file: &str) -> bool {
 }
 
 fn devel(config: &MultilibConfig, pkg: &PackageFacts) -> bool {
-    if config.devel_black.contains(&pkg.name) {
+    if MultilibConfig::listed(&config.devel_black, &pkg.name) {
         return false;
     }
-    if config.devel_white.contains(&pkg.name) {
+    if MultilibConfig::listed(&config.devel_white, &pkg.name) {
         return true;
     }
     if runtime(config, pkg) {
@@ -340,6 +357,28 @@ pub struct MultilibJob<'a> {
     pub config: &'a str,
 }
 
+/// kojid's `dnf.conf-koji-<arch>`, byte for byte (commented-out settings included): `[main]`
+/// with the installroot in the task dir, and one repo `koji-<task id>` for the 32-bit repo.
+pub fn dnf_conf_text(installroot: &Path, task_id: i64, ml_dir: &Path) -> String {
+    format!(
+        "\n[main]\ndebuglevel=2\n#pkgpolicy=newest\n#exactarch=1\ngpgcheck=0\n#reposdir=/dev/null\n\
+         #cachedir=/dnfcache\ninstallroot={}\n#logfile=/dnf.log\n\n[koji-{task_id}]\n\
+         name=koji multilib task\nbaseurl=file://{}\nenabled=1\n\n",
+        installroot.display(),
+        ml_dir.display()
+    )
+}
+
+/// kojid's `missing_multilib.log`: a header line, then one path a line.
+pub fn missing_log_text(missing: &BTreeSet<String>) -> String {
+    let mut text = String::from("The following multilib files were missing:\n");
+    for path in missing {
+        text.push_str(path);
+        text.push('\n');
+    }
+    text
+}
+
 impl MultilibJob<'_> {
     /// The 32-bit packages to add to the repo made of `rpms`.
     pub async fn resolve(&self, rpms: &[RepoRpm]) -> Result<Vec<MultilibRpm>, RepoError> {
@@ -349,7 +388,13 @@ impl MultilibJob<'_> {
             return Ok(Vec::new());
         };
         let settings = self.settings;
-        let config = self.read_config()?;
+        let config_path = work_file(&settings.topdir, self.config).ok_or_else(|| {
+            RepoError::generic(format!(
+                "task_opts multilib must be a path relative to the work dir, got {:?}",
+                self.config
+            ))
+        })?;
+        // kojid reads the 32-bit repo's kojipkgs first, then builds the method from the config.
         let ml_dir = distrepo_dir(&settings.topdir, self.repo_id, self.tag_name).join(ml_dir_arch);
         let ml_kojipkgs = ml_dir.join("kojipkgs");
         let ml_pkgs: Map<String, Value> = match std::fs::read_to_string(&ml_kojipkgs) {
@@ -365,12 +410,18 @@ impl MultilibJob<'_> {
                 )));
             }
         };
+        let config = read_config(&config_path)?;
 
         let work = self.task_dir.join("multilib");
         let dnf_dir = self.task_dir.join("dnf");
-        for dir in [&work, &dnf_dir] {
-            std::fs::create_dir_all(dir).map_err(RepoError::io("cannot create", dir))?;
-            hand_over(settings, dir)?;
+        for dir in [
+            work.clone(),
+            dnf_dir.clone(),
+            dnf_dir.join("dnfcache"),
+            dnf_dir.join("var/lib/rpm"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(RepoError::io("cannot create", &dir))?;
+            hand_over(settings, &dir)?;
         }
         let helper = work.join("multilib_dnf.py");
         std::fs::write(&helper, HELPER).map_err(RepoError::io("cannot write", &helper))?;
@@ -383,7 +434,7 @@ impl MultilibJob<'_> {
             self.event,
         );
 
-        // Step 1: which packages are multilib, and are their twins there?
+        // Step 1: which packages are multilib, and are their twins in the 32-bit kojipkgs?
         let inspected: Inspected = self
             .helper(
                 &mut tools,
@@ -413,41 +464,44 @@ impl MultilibJob<'_> {
                 continue;
             }
             let twin = twin_basename(&rpm.basename, self.arch, file_arch);
+            let twin_path = packages_path(&ml_dir, &twin).display().to_string();
             if ml_pkgs.contains_key(&twin) {
                 wanted.insert(twin);
             } else {
-                tracing::error!(task_id = self.ctx.task_id, twin = %twin, "multilib package is not in the 32-bit repo");
-                fs_missing.insert(packages_path(&ml_dir, &twin).display().to_string());
+                tracing::error!(
+                    task_id = self.ctx.task_id,
+                    "{twin_path} (multilib) is not on the filesystem"
+                );
+                fs_missing.insert(twin_path);
             }
         }
 
-        // Step 2: the dnf config, uploaded as kojid does.
+        // Step 2: kojid's dnf config, uploaded under its name.
         tracing::info!(
             task_id = self.ctx.task_id,
-            arch = self.arch,
-            "resolving multilib using method devel"
+            "Resolving multilib for {} using method devel",
+            self.arch
         );
-        let dnf_conf = dnf_dir.join("dnf.conf");
-        let conf_text = format!(
-            "[main]\ndebuglevel=2\ngpgcheck=0\ninstallroot={}\n\n[koji-{}]\nname=koji multilib task\nbaseurl=file://{}\nenabled=1\n\n",
-            dnf_dir.display(),
-            self.ctx.task_id,
-            ml_dir.display()
-        );
-        std::fs::write(&dnf_conf, conf_text).map_err(RepoError::io("cannot write", &dnf_conf))?;
+        let conf_name = format!("dnf.conf-koji-{}", self.arch);
+        let dnf_conf = dnf_dir.join(&conf_name);
+        std::fs::write(
+            &dnf_conf,
+            dnf_conf_text(&dnf_dir, self.ctx.task_id, &ml_dir),
+        )
+        .map_err(RepoError::io("cannot write", &dnf_conf))?;
         self.files
             .upload(
                 &dnf_conf,
-                &UploadTarget::for_task(
-                    self.ctx.task_id,
-                    &[],
-                    &format!("dnf.conf-koji-{}", self.arch),
-                )?,
+                &UploadTarget::for_task(self.ctx.task_id, &[], &conf_name)?,
             )
             .await?;
 
-        // Step 3: resolve the twins' dependencies against the 32-bit repo.
-        let mut problems = Vec::new();
+        // Step 3: mark the twins for install and resolve against the 32-bit repo.
+        tracing::info!(
+            task_id = self.ctx.task_id,
+            "Resolving dependencies for arch {}",
+            self.arch
+        );
         let mut needed: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
         if !wanted.is_empty() {
             let resolved: Resolved = self
@@ -458,69 +512,68 @@ impl MultilibJob<'_> {
                     &json!({
                         "cachedir": work.join("cache"),
                         "dnf_conf": dnf_conf,
-                        "arch": file_arch,
-                        "basearch": ml_dir_arch,
+                        "arch": self.arch,
                         "install": wanted,
                     }),
                 )
                 .await?;
-            if resolved.ok {
-                for pkg in resolved.install {
-                    let dep_path = packages_path(&ml_dir, &pkg.file);
-                    if !dep_path.is_file() || !ml_pkgs.contains_key(&pkg.file) {
-                        tracing::error!(task_id = self.ctx.task_id, path = %dep_path.display(), "multilib dependency not on the file system");
-                        fs_missing.insert(dep_path.display().to_string());
-                    }
-                    needed.insert(pkg.file, (dep_path, pkg.arch));
+            if !resolved.ok {
+                // kojid lets dnf's error fail the task; it writes no missing_multilib.log then.
+                let problems: Vec<&str> = resolved
+                    .problems
+                    .iter()
+                    .map(|l| l.trim_end())
+                    .filter(|l| !l.trim().is_empty())
+                    .collect();
+                return Err(RepoError::generic(format!(
+                    "dnf depsolve was unsuccessful for the multilib packages of {} against {}:\n{}",
+                    self.arch,
+                    ml_dir.display(),
+                    problems.join("\n")
+                )));
+            }
+            tracing::info!(
+                task_id = self.ctx.task_id,
+                "dnf depsolve successfully finished"
+            );
+            for pkg in resolved.install {
+                let dep_path = packages_path(&ml_dir, &pkg.file);
+                if !dep_path.is_file() || !ml_pkgs.contains_key(&pkg.file) {
+                    tracing::error!(
+                        task_id = self.ctx.task_id,
+                        "{} (multilib dep) not on filesystem",
+                        dep_path.display()
+                    );
+                    fs_missing.insert(dep_path.display().to_string());
                 }
-            } else {
-                problems = resolved.problems;
+                needed.insert(pkg.file, (dep_path, pkg.arch));
             }
         }
 
         // Step 4: anything missing fails the task, with the list.
-        if !fs_missing.is_empty() || !problems.is_empty() {
+        if !fs_missing.is_empty() {
             let log = self.task_dir.join("missing_multilib.log");
-            let mut text = String::new();
-            if !fs_missing.is_empty() {
-                text.push_str("The following multilib files were missing:\n");
-                for path in &fs_missing {
-                    text.push_str(path);
-                    text.push('\n');
-                }
-            }
-            if !problems.is_empty() {
-                text.push_str(&format!(
-                    "The multilib dependencies could not be resolved against {}:\n",
-                    ml_dir.display()
-                ));
-                for line in problems.iter().filter(|l| !l.trim().is_empty()) {
-                    text.push_str(line);
-                    text.push('\n');
-                }
-            }
-            std::fs::write(&log, text).map_err(RepoError::io("cannot write", &log))?;
+            std::fs::write(&log, missing_log_text(&fs_missing))
+                .map_err(RepoError::io("cannot write", &log))?;
             self.files
                 .upload(
                     &log,
                     &UploadTarget::for_task(self.ctx.task_id, &[], "missing_multilib.log")?,
                 )
                 .await?;
-            return Err(RepoError::generic(if problems.is_empty() {
-                "multilib packages missing. See missing_multilib.log".to_owned()
-            } else {
-                "multilib dependency resolution failed. See missing_multilib.log".to_owned()
-            }));
+            return Err(RepoError::generic(
+                "multilib packages missing. See missing_multilib.log",
+            ));
         }
 
-        // Step 5: what the 64-bit repo gains.
+        // Step 5: what the 64-bit repo gains, as kojid updates its kojipkgs.
         let own: BTreeSet<&str> = rpms.iter().map(|r| r.basename.as_str()).collect();
         let mut added = Vec::new();
         for (basename, (path, arch)) in needed {
             if own.contains(basename.as_str()) {
                 // noarch packages are in both repos; anything else twice is odd.
                 if arch != "noarch" {
-                    tracing::warn!(task_id = self.ctx.task_id, %basename, "multilib duplicate");
+                    tracing::warn!(task_id = self.ctx.task_id, "Multilib duplicate: {basename}");
                 }
                 continue;
             }
@@ -543,22 +596,6 @@ impl MultilibJob<'_> {
         Ok(added)
     }
 
-    fn read_config(&self) -> Result<MultilibConfig, RepoError> {
-        let path = work_file(&self.settings.topdir, self.config).ok_or_else(|| {
-            RepoError::generic(format!(
-                "task_opts multilib must be a path relative to the work dir, got {:?}",
-                self.config
-            ))
-        })?;
-        let text = std::fs::read_to_string(&path).map_err(|error| {
-            RepoError::generic(format!(
-                "cannot read the multilib config {} ({error}): `koji dist-repo --multilib FILE` uploads it to the hub's work dir, which this worker reads under its topdir",
-                path.display()
-            ))
-        })?;
-        MultilibConfig::parse(&text, &path).map_err(|e| RepoError::generic(e.to_string()))
-    }
-
     /// Runs one helper mode with a JSON request, returning its JSON result.
     async fn helper<T: serde::de::DeserializeOwned>(
         &self,
@@ -573,7 +610,8 @@ impl MultilibJob<'_> {
         std::fs::write(&request_path, request.to_string())
             .map_err(RepoError::io("cannot write", &request_path))?;
         let argv = vec![
-            "/usr/bin/python3".to_owned(),
+            // Found on the PATH, in the container as on the host, where `doctor` looks for it.
+            "python3".to_owned(),
             helper.display().to_string(),
             mode.to_owned(),
             request_path.display().to_string(),
@@ -582,7 +620,7 @@ impl MultilibJob<'_> {
         let status = tools.run("multilib", argv, "multilib.log", false).await?;
         if status != 0 {
             return Err(RepoError::generic(format!(
-                "the multilib {mode} step (python3 with dnf) exited with status {status}; see multilib.log. The repo tools need python3-dnf for multilib dist repos"
+                "the multilib {mode} step (python3 with dnf) exited with status {status}; see multilib.log. Multilib dist repos need python3 with the dnf module (python3-dnf) in the repo tool image, or on the worker with repo_tools = host (`koji-adjutant doctor` checks it)"
             )));
         }
         let text = std::fs::read_to_string(&result_path)
@@ -592,6 +630,17 @@ impl MultilibJob<'_> {
             detail: e.to_string(),
         })
     }
+}
+
+/// `DevelMultilibMethod(ml_conf)`: the config from the local work dir.
+fn read_config(path: &Path) -> Result<MultilibConfig, RepoError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        RepoError::generic(format!(
+            "cannot read the multilib config {} ({error}): `koji dist-repo --multilib FILE` uploads it to the hub's work dir, which this worker reads under its topdir",
+            path.display()
+        ))
+    })?;
+    MultilibConfig::parse(&text, path).map_err(|e| RepoError::generic(e.to_string()))
 }
 
 #[cfg(test)]
@@ -615,17 +664,43 @@ mod tests {
     }
 
     #[test]
-    fn the_config_lists_are_whole_names() {
+    fn the_config_lists_are_substring_tests_as_in_python_multilib() {
         let c = config();
-        assert!(c.runtime_white.contains("valgrind"));
-        assert!(c.runtime_black.contains("php"));
-        assert!(c.devel_white.is_empty());
-        // python-multilib tests `name in <raw string>`, a substring test; whole names here.
-        assert!(!c.runtime_black.contains("http"));
+        assert_eq!(c.runtime_white, "libflashsupport\nvalgrind");
+        assert_eq!(c.devel_white, "");
+        // `po.name in <raw value>`: a part of a listed name counts as listed.
+        assert!(MultilibConfig::listed(&c.runtime_black, "php"));
+        assert!(MultilibConfig::listed(&c.runtime_black, "http"));
+        assert!(!MultilibConfig::listed(&c.runtime_black, "httpd-tools"));
+        assert!(!MultilibConfig::listed(&c.devel_white, "libfoo"));
+        let http = pkg("http", "x86_64", &["/usr/lib64/libhttp.so.1"]);
+        assert!(!MultilibMethod::Devel.select(&c, &http));
+        let flash = pkg("flash", "x86_64", &["/usr/bin/flash"]);
+        assert!(MultilibMethod::Devel.select(&c, &flash));
         let err = MultilibConfig::parse("[runtime]\nwhite=\nblack=\n", Path::new("m.conf"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("[devel]") && err.contains("white"), "{err}");
+    }
+
+    #[test]
+    fn dnf_conf_and_missing_log_are_kojids_text() {
+        let conf = dnf_conf_text(Path::new("/w/tasks/7/7/dnf"), 7, Path::new("/r/i386"));
+        assert_eq!(
+            conf,
+            "\n[main]\ndebuglevel=2\n#pkgpolicy=newest\n#exactarch=1\ngpgcheck=0\n\
+             #reposdir=/dev/null\n#cachedir=/dnfcache\ninstallroot=/w/tasks/7/7/dnf\n\
+             #logfile=/dnf.log\n\n[koji-7]\nname=koji multilib task\n\
+             baseurl=file:///r/i386\nenabled=1\n\n"
+        );
+        let missing: BTreeSet<String> = ["/r/i386/Packages/b/b.rpm", "/r/i386/Packages/a/a.rpm"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            missing_log_text(&missing),
+            "The following multilib files were missing:\n/r/i386/Packages/a/a.rpm\n/r/i386/Packages/b/b.rpm\n"
+        );
     }
 
     #[test]

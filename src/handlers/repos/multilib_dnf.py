@@ -5,10 +5,14 @@
 #
 #   inspect REQUEST RESULT  read the headers of the 64-bit repo's RPMs (name, arch, files,
 #                           provides), as kojid's `dnfbase.sack.add_cmdline_package` does;
-#   resolve REQUEST RESULT  load the already moved 32-bit dist repo through the dnf.conf that
-#                           the worker wrote, mark the chosen multilib packages for install
+#   resolve REQUEST RESULT  load the already moved 32-bit dist repo through the
+#                           dnf.conf-koji-<arch> that the worker wrote, with the 64-bit arch as
+#                           the transaction arch, mark the chosen multilib packages for install
 #                           and resolve their dependencies against that repo alone (no system
-#                           repo), as kojid's do_multilib_dnf does.
+#                           repo), as kojid's createDistRepoTask.do_multilib does. kojid passes
+#                           file paths to Base.install, which matches package specs and so
+#                           finds nothing ("No match for argument"); the packages are picked
+#                           here by file name from the repo's metadata instead.
 #
 # REQUEST and RESULT are JSON files. Exit status 0 means RESULT was written; a failed depsolve
 # is a result too ({"ok": false, "problems": [...]}), so that the worker can report it.
@@ -43,11 +47,12 @@ def resolve(request):
     conf = dnf.conf.Conf()
     conf.config_file_path = request["dnf_conf"]
     conf.read(filename=request["dnf_conf"])
+    # kojid keeps dnf's default cachedir (it runs as root); the tool user needs its own.
     conf.cachedir = request["cachedir"]
-    conf.substitutions["arch"] = request["arch"]
-    conf.substitutions["basearch"] = request["basearch"]
     conf.reposdir = []
     base = dnf.Base(conf)
+    # kojid's transaction_arch: the 64-bit arch, which accepts the 32-bit packages.
+    base.conf.arch = request["arch"]
     base.read_all_repos()
     base.fill_sack(load_system_repo=False, load_available_repos=True)
     by_file = {}
@@ -57,7 +62,7 @@ def resolve(request):
     if unknown:
         return {
             "ok": False,
-            "problems": ["not in the multilib repo: %s" % name for name in unknown],
+            "problems": ["No match for argument: %s" % name for name in unknown],
             "install": [],
         }
     for name in request["install"]:
