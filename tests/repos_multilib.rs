@@ -73,15 +73,12 @@ fn upload_conf(world: &World, n: &str) -> String {
     rel
 }
 
-fn opts(conf: &str) -> Value {
+fn opts(conf: &str, arches: &[&str]) -> Value {
     Value::Struct(
         [
             (
                 "arch".to_owned(),
-                Value::Array(vec![
-                    Value::String("x86_64".into()),
-                    Value::String("i686".into()),
-                ]),
+                Value::Array(arches.iter().map(|a| Value::String((*a).into())).collect()),
             ),
             ("latest".to_owned(), Value::Boolean(true)),
             ("inherit".to_owned(), Value::Boolean(false)),
@@ -114,14 +111,14 @@ fn kojipkgs(dir: &Path) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("kojipkgs")).unwrap()).unwrap()
 }
 
-fn start(world: &World, tag_name: &str, repo_id: i64, conf: &str) -> i64 {
+fn start(world: &World, tag_name: &str, repo_id: i64, conf: &str, arches: &[&str]) -> i64 {
     world.create(
         "distRepo",
         vec![
             Value::String(tag_name.into()),
             Value::Integer(repo_id as i32),
             Value::Array(vec![Value::String("aaaa1111".into())]),
-            opts(conf),
+            opts(conf, arches),
         ],
     )
 }
@@ -184,15 +181,44 @@ async fn x86_64_dist_repo_carries_the_devel_multilib_set_with_its_i686_deps() {
     let conf = upload_conf(&world, "1");
     let (repo_id, _) = world
         .side
-        .dist_repo_init(&world.hub, tag, &["x86_64", "i686"], false)
+        .dist_repo_init(&world.hub, tag, &["x86_64", "i686", "aarch64"], false)
         .unwrap();
 
-    let id = start(&world, "ml-f1", repo_id, &conf);
+    // aarch64 is no multilib arch: kojid makes it with the 32-bit ones, before x86_64.
+    let id = start(
+        &world,
+        "ml-f1",
+        repo_id,
+        &conf,
+        &["x86_64", "i686", "aarch64"],
+    );
     let result = world.run(id).await;
     let kids = children(&world, id);
     let labels: Vec<_> = kids.iter().map(|t| t.label.clone().unwrap()).collect();
-    assert_eq!(labels, ["i386", "x86_64"], "the 32-bit repo is made first");
-    let x86 = kids[1].id;
+    assert_eq!(
+        labels,
+        ["i386", "aarch64", "x86_64"],
+        "the non-multilib arches are made first"
+    );
+    let x86 = kids[2].id;
+    // Both were moved before the x86_64 task was created.
+    let parent_calls: Vec<String> = world
+        .hub
+        .called_methods()
+        .into_iter()
+        .filter(|m| m == "host.subtask" || m == "host.distRepoMove")
+        .collect();
+    assert_eq!(
+        parent_calls,
+        [
+            "host.subtask",
+            "host.subtask",
+            "host.distRepoMove",
+            "host.distRepoMove",
+            "host.subtask",
+            "host.distRepoMove"
+        ]
+    );
     assert!(
         result.is_ok(),
         "{result:?}\nmultilib.log:\n{}",
@@ -321,7 +347,7 @@ async fn missing_32_bit_twins_fail_with_missing_multilib_log_and_depsolve_errors
         .side
         .dist_repo_init(&world.hub, tag, &["x86_64", "i686"], false)
         .unwrap();
-    let id = start(&world, "ml-f2", repo_id, &conf);
+    let id = start(&world, "ml-f2", repo_id, &conf, &["x86_64", "i686"]);
     let error = world.run(id).await.unwrap_err().to_string();
     let kids = children(&world, id);
     let x86 = kids
@@ -371,7 +397,7 @@ async fn missing_32_bit_twins_fail_with_missing_multilib_log_and_depsolve_errors
         .side
         .dist_repo_init(&world.hub, tag, &["x86_64", "i686"], false)
         .unwrap();
-    let id = start(&world, "ml-f3", repo_id, &conf);
+    let id = start(&world, "ml-f3", repo_id, &conf, &["x86_64", "i686"]);
     assert!(world.run(id).await.is_err());
     let kids = children(&world, id);
     let x86 = kids
@@ -423,7 +449,7 @@ async fn a_multilib_option_that_is_not_a_path_is_a_parameter_error() {
             std::fs::create_dir_all(&i386).unwrap();
             std::fs::write(i386.join("kojipkgs"), "{}").unwrap();
         }
-        let mut task_opts = match opts("x") {
+        let mut task_opts = match opts("x", &["x86_64"]) {
             Value::Struct(map) => map,
             _ => unreachable!(),
         };

@@ -171,32 +171,17 @@ async fn dist_repo(
         )));
     }
     let multilib = opt_bool(&opts, "multilib");
-    // The 32-bit halves of multilib pairs go first, so that the 64-bit repos can resolve
-    // their multilib dependencies against them once they are moved into place.
-    let first: Vec<String> = if multilib {
-        arches
-            .iter()
-            .filter(|a| {
-                arches
-                    .iter()
-                    .any(|other| multilib_companion(other) == Some(a.as_str()))
-            })
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rest: Vec<String> = arches
+    // As kojid's distRepo: every arch that is not a multilib (64-bit) arch goes first; with
+    // multilib they are waited for and moved into place before the 64-bit ones start, so that
+    // those can resolve their multilib packages against the moved 32-bit repo.
+    let (arch32s, arch64s): (Vec<String>, Vec<String>) = arches
         .iter()
-        .filter(|a| !first.contains(a))
         .cloned()
-        .collect();
+        .partition(|a| multilib_companion(a).is_none());
     ctx.phases.enter(TaskPhase::Building);
-    for batch in [first, rest] {
-        if batch.is_empty() {
-            continue;
-        }
-        let mut subtasks = Vec::new();
+    let mut subtasks: Vec<(i64, String)> = Vec::new();
+    for (batch, wait_and_move) in [(arch32s, multilib), (arch64s, true)] {
+        let created = subtasks.len();
         for arch in &batch {
             let options = SubtaskOptions {
                 label: Some(arch.clone()),
@@ -220,6 +205,10 @@ async fn dist_repo(
                 .await?;
             subtasks.push((id, arch.clone()));
         }
+        if !wait_and_move || subtasks.is_empty() {
+            continue;
+        }
+        // The second wait is on every subtask, the already finished 32-bit ones too.
         let ids: Vec<i64> = subtasks.iter().map(|(id, _)| *id).collect();
         ctx.wait(
             Some(ids),
@@ -234,11 +223,13 @@ async fn dist_repo(
             HandlerError::Fault(fault) => RepoError::Fault(fault),
             other => RepoError::generic(other.to_string()),
         })?;
-        for (id, arch) in subtasks {
+        // The ones moved after the first wait are not moved again.
+        let first_unmoved = if multilib { created } else { 0 };
+        for (id, arch) in &subtasks[first_unmoved..] {
             ctx.hub
                 .call(
                     "host.distRepoMove",
-                    vec![json!(repo_id), json!(task_relpath(id)), json!(arch)],
+                    vec![json!(repo_id), json!(task_relpath(*id)), json!(arch)],
                     Map::new(),
                 )
                 .await?;
