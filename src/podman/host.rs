@@ -165,8 +165,74 @@ pub fn find_host_program(program: &str) -> Option<PathBuf> {
         .find(|path| executable(path))
 }
 
-/// `doctor` checks for `repo_tools = host`: the repo tools present on the worker.
+/// `doctor` checks for `repo_tools = host`: the repo tools present on the worker, and python3
+/// with dnf for multilib dist repos.
 pub fn host_repo_tool_checks() -> Vec<crate::doctor::Check> {
+    let mut checks = host_binary_checks();
+    checks.push(python_dnf_check(find_host_program("python3")));
+    checks
+}
+
+const PYTHON_DNF_FIX: &str = "install python3 with the dnf module (Debian `apt-get install \
+     python3-dnf`, Fedora/RHEL `dnf install python3-dnf`) or set repo_tools = container; only \
+     multilib dist repos (`koji dist-repo --multilib`) need it";
+
+/// Whether `python` (the host's `python3`, if any) can `import dnf`, which the multilib step of
+/// `createdistrepo` runs with. A warning, not a failure: every other repo task works without.
+pub fn python_dnf_check(python: Option<PathBuf>) -> crate::doctor::Check {
+    use crate::doctor::Check;
+    const NAME: &str = "host python3 dnf";
+    let Some(python) = python else {
+        return Check::warn(
+            NAME,
+            format!("repo_tools = host but python3 is not in {HOST_COMMAND_PATH}"),
+            PYTHON_DNF_FIX,
+        );
+    };
+    // The same environment the multilib helper gets: PATH only.
+    let ran = std::process::Command::new(&python)
+        .args(["-c", "import dnf"])
+        .env_clear()
+        .env("PATH", HOST_COMMAND_PATH)
+        .stdin(Stdio::null())
+        .output();
+    match ran {
+        Ok(out) if out.status.success() => Check::ok(
+            NAME,
+            format!(
+                "{} imports dnf (repo_tools = host, multilib dist repos)",
+                python.display()
+            ),
+        ),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no error output");
+            Check::warn(
+                NAME,
+                format!(
+                    "repo_tools = host but {} cannot import dnf ({}): multilib dist repos would fail",
+                    python.display(),
+                    why.trim()
+                ),
+                PYTHON_DNF_FIX,
+            )
+        }
+        Err(error) => Check::warn(
+            NAME,
+            format!(
+                "repo_tools = host but {} cannot be run: {error}",
+                python.display()
+            ),
+            PYTHON_DNF_FIX,
+        ),
+    }
+}
+
+fn host_binary_checks() -> Vec<crate::doctor::Check> {
     ["createrepo_c", "mergerepo_c"]
         .into_iter()
         .map(|tool| match find_host_program(tool) {
@@ -369,8 +435,51 @@ mod tests {
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();
         assert_eq!(find_host_program(plain.to_str().unwrap()), None);
         let checks = host_repo_tool_checks();
-        assert_eq!(checks.len(), 2);
+        assert_eq!(checks.len(), 3);
         assert_eq!(checks[0].name, "host createrepo_c");
+        assert_eq!(checks[2].name, "host python3 dnf");
+    }
+
+    #[test]
+    fn the_python_dnf_check_runs_the_import() {
+        use crate::doctor::CheckStatus;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // Stand-ins for python3: one that has dnf, one that fails the import the way Python does.
+        let fake = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let with = fake(
+            "with-dnf",
+            r#"[ "$1 $2" = "-c import dnf" ] && exit 0; exit 3"#,
+        );
+        let without = fake(
+            "without-dnf",
+            "echo 'Traceback (most recent call last):' >&2; \
+             echo \"ModuleNotFoundError: No module named 'dnf'\" >&2; exit 1",
+        );
+        let ok = python_dnf_check(Some(with.clone()));
+        assert_eq!(ok.status, CheckStatus::Ok, "{}", ok.render());
+        assert!(ok.detail.contains(&with.display().to_string()));
+        let missing = python_dnf_check(Some(without));
+        assert_eq!(missing.status, CheckStatus::Warn, "{}", missing.render());
+        assert!(
+            missing.detail.contains("No module named 'dnf'")
+                && missing.fix.contains("python3-dnf")
+                && missing.fix.contains("repo_tools = container"),
+            "{}",
+            missing.render()
+        );
+        let none = python_dnf_check(None);
+        assert_eq!(none.status, CheckStatus::Warn);
+        assert!(
+            none.detail.contains("python3 is not in"),
+            "{}",
+            none.render()
+        );
     }
 
     #[tokio::test]

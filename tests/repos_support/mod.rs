@@ -344,3 +344,64 @@ impl ContainerRuntime for NoContainers {
         Ok(Vec::new())
     }
 }
+
+/// Builds an RPM for `arch` holding empty `files` (any paths: `/usr/lib64/libfoo.so.1` makes
+/// it look like a library to the multilib rules) with the given `Requires:`.
+pub fn build_rpm_with_files(
+    out: &Path,
+    name: &str,
+    arch: &str,
+    files: &[&str],
+    requires: &[&str],
+) -> PathBuf {
+    let top = tempfile::tempdir().unwrap();
+    let spec = top.path().join(format!("{name}.spec"));
+    let requires: String = requires
+        .iter()
+        .map(|r| format!("Requires: {r}\n"))
+        .collect();
+    let buildarch = if arch == "noarch" {
+        "BuildArch: noarch\n"
+    } else {
+        ""
+    };
+    let install: String = files
+        .iter()
+        .map(|f| {
+            format!("mkdir -p %{{buildroot}}$(dirname {f})\necho {name} > %{{buildroot}}{f}\n")
+        })
+        .collect();
+    let listed: String = files.iter().map(|f| format!("{f}\n")).collect();
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: multilib test package {name}\nLicense: MIT\n\
+             AutoReqProv: no\n{buildarch}{requires}%description\nA tiny package for the multilib tests.\n\
+             %install\n{install}%files\n{listed}"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new("rpmbuild");
+    command
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("--define")
+        .arg("__os_install_post %{nil}")
+        .arg("--define")
+        .arg("_build_id_links none");
+    if arch != "noarch" {
+        command.arg("--target").arg(arch);
+    }
+    let output = command.arg(&spec).output().unwrap();
+    assert!(
+        output.status.success(),
+        "rpmbuild failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = format!("{name}-1.0-1.{arch}.rpm");
+    std::fs::create_dir_all(out).unwrap();
+    let dest = out.join(&file);
+    std::fs::copy(top.path().join("RPMS").join(arch).join(&file), &dest).unwrap();
+    dest
+}

@@ -11,6 +11,7 @@ use koji_adjutant_actors::snapshot::TaskPhase;
 use serde_json::{Map, Value, json};
 
 use super::createrepo::{REPO_INIT, copy_tree, repo_info};
+use super::multilib::{MultilibJob, RepoRpm};
 use super::paths::{
     arch_family, build_dir, canon_arch, distrepo_dir, multilib_companion, task_relpath,
     task_workdir,
@@ -52,6 +53,19 @@ fn keys_of(value: Option<&Value>) -> Result<Vec<String>, HandlerError> {
             })
             .collect(),
         Some(other) => Err(param_error(format!("keys must be a list, got {other}"))),
+    }
+}
+
+/// `task_opts.multilib`: the multilib config's path under the work dir, or `None` when off.
+fn multilib_config(opts: &Map<String, Value>) -> Result<Option<String>, RepoError> {
+    match opts.get("multilib") {
+        Some(Value::String(path)) if !path.is_empty() => Ok(Some(path.clone())),
+        Some(value) if opt_bool(opts, "multilib") => {
+            Err(RepoError::Fault(Fault::parameter(format!(
+                "task_opts multilib must be the path of a multilib config under the work dir (what `koji dist-repo --multilib FILE` sends), got {value}"
+            ))))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -160,32 +174,17 @@ async fn dist_repo(
         )));
     }
     let multilib = opt_bool(&opts, "multilib");
-    // The 32-bit halves of multilib pairs go first, so that the 64-bit repos can resolve
-    // their multilib dependencies against them once they are moved into place.
-    let first: Vec<String> = if multilib {
-        arches
-            .iter()
-            .filter(|a| {
-                arches
-                    .iter()
-                    .any(|other| multilib_companion(other) == Some(a.as_str()))
-            })
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rest: Vec<String> = arches
+    // As kojid's distRepo: every arch that is not a multilib (64-bit) arch goes first; with
+    // multilib they are waited for and moved into place before the 64-bit ones start, so that
+    // those can resolve their multilib packages against the moved 32-bit repo.
+    let (arch32s, arch64s): (Vec<String>, Vec<String>) = arches
         .iter()
-        .filter(|a| !first.contains(a))
         .cloned()
-        .collect();
+        .partition(|a| multilib_companion(a).is_none());
     ctx.phases.enter(TaskPhase::Building);
-    for batch in [first, rest] {
-        if batch.is_empty() {
-            continue;
-        }
-        let mut subtasks = Vec::new();
+    let mut subtasks: Vec<(i64, String)> = Vec::new();
+    for (batch, wait_and_move) in [(arch32s, multilib), (arch64s, true)] {
+        let created = subtasks.len();
         for arch in &batch {
             let options = SubtaskOptions {
                 label: Some(arch.clone()),
@@ -209,6 +208,10 @@ async fn dist_repo(
                 .await?;
             subtasks.push((id, arch.clone()));
         }
+        if !wait_and_move || subtasks.is_empty() {
+            continue;
+        }
+        // The second wait is on every subtask, the already finished 32-bit ones too.
         let ids: Vec<i64> = subtasks.iter().map(|(id, _)| *id).collect();
         ctx.wait(
             Some(ids),
@@ -223,11 +226,13 @@ async fn dist_repo(
             HandlerError::Fault(fault) => RepoError::Fault(fault),
             other => RepoError::generic(other.to_string()),
         })?;
-        for (id, arch) in subtasks {
+        // The ones moved after the first wait are not moved again.
+        let first_unmoved = if multilib { created } else { 0 };
+        for (id, arch) in &subtasks[first_unmoved..] {
             ctx.hub
                 .call(
                     "host.distRepoMove",
-                    vec![json!(repo_id), json!(task_relpath(id)), json!(arch)],
+                    vec![json!(repo_id), json!(task_relpath(*id)), json!(arch)],
                     Map::new(),
                 )
                 .await?;
@@ -368,13 +373,9 @@ async fn create_dist_repo(
         .get("event")
         .and_then(Value::as_i64)
         .or_else(|| rinfo.get("create_event").and_then(Value::as_i64));
-    if opt_bool(opts, "multilib") && multilib_companion(arch).is_some() {
-        return Err(RepoError::generic(
-            "multilib dist repos are not supported by koji-adjutant yet: generate the repo without --multilib, or on a kojid host",
-        ));
-    }
     // kojid checks the delta base repos first, before any work is done.
     let delta_dirs = delta_sources(ctx, &settings.topdir, arch, opts.get("delta")).await?;
+    let multilib_config = multilib_config(opts)?;
     prepare_task_dir(settings, task_dir)?;
     let files = services.files.for_task(ctx);
 
@@ -528,6 +529,39 @@ async fn create_dist_repo(
         )));
     }
 
+    if let Some(config) = multilib_config.as_deref()
+        && multilib_companion(arch).is_some()
+    {
+        let job = MultilibJob {
+            ctx,
+            settings,
+            files: files.clone(),
+            task_dir,
+            tag_name: &tag_name,
+            repo_id,
+            event,
+            arch,
+            config,
+        };
+        let own: Vec<RepoRpm> = chosen
+            .iter()
+            .map(|rpm| RepoRpm {
+                basename: rpm.basename.clone(),
+                path: rpm.path.clone(),
+            })
+            .collect();
+        for extra in job.resolve(&own).await? {
+            let name = rpm_str(&extra.info, "name").to_owned();
+            chosen.push(Chosen {
+                info: extra.info,
+                sigkey: extra.sigkey,
+                path: extra.path,
+                basename: extra.basename,
+                debuginfo: is_debuginfo(&name),
+            });
+        }
+    }
+
     // The repo layout: Packages/<l>/<file> links into the topdir, pkglist, kojipkgs.
     let repodir = task_dir.join("repo");
     let mut kojipkgs = Map::new();
@@ -555,6 +589,8 @@ async fn create_dist_repo(
             if to_debug {
                 map.insert("_subrepo".into(), json!(DEBUG_SUBREPO));
             }
+            // kojid's get_rpms and do_multilib record the file each link points to.
+            map.insert("_pkgpath".into(), json!(rpm.path.display().to_string()));
         }
         kojipkgs.insert(rpm.basename.clone(), info);
         if to_debug {

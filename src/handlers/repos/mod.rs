@@ -9,6 +9,7 @@
 pub mod createrepo;
 pub mod distrepo;
 pub mod files;
+pub mod multilib;
 pub mod newrepo;
 pub mod paths;
 pub mod tools;

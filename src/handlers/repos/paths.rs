@@ -91,6 +91,28 @@ pub fn multilib_companion(arch: &str) -> Option<&'static str> {
     }
 }
 
+/// The arch that the companion's RPM files carry (kojid's `createdistrepo.archmap`): the name
+/// of the 32-bit twin of `<name>-<v>-<r>.x86_64.rpm` is `<name>-<v>-<r>.i686.rpm`.
+pub fn multilib_file_arch(arch: &str) -> Option<&'static str> {
+    match arch {
+        "x86_64" => Some("i686"),
+        "ppc64" => Some("ppc"),
+        "s390x" => Some("s390"),
+        _ => None,
+    }
+}
+
+/// `<topdir>/work/<relpath>` for a path the client uploaded (`koji dist-repo --multilib`),
+/// or `None` when `relpath` could leave the work dir (absolute, `..`, empty).
+pub fn work_file(topdir: &Path, relpath: &str) -> Option<PathBuf> {
+    let rel = Path::new(relpath);
+    let plain = !relpath.is_empty()
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| topdir.join("work").join(rel))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +128,22 @@ mod tests {
             distrepo_dir(Path::new("/mnt/koji"), 7, "f42"),
             Path::new("/mnt/koji/repos-dist/f42/7")
         );
+    }
+
+    #[test]
+    fn work_files_stay_in_the_work_dir() {
+        let top = Path::new("/mnt/koji");
+        assert_eq!(
+            work_file(top, "cli-dist-repo/1.2/multilib.conf"),
+            Some(PathBuf::from(
+                "/mnt/koji/work/cli-dist-repo/1.2/multilib.conf"
+            ))
+        );
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a"] {
+            assert_eq!(work_file(top, bad), None, "{bad}");
+        }
+        assert_eq!(multilib_file_arch("x86_64"), Some("i686"));
+        assert_eq!(multilib_file_arch("aarch64"), None);
     }
 
     #[test]

@@ -788,6 +788,11 @@ impl RepoSide {
         Ok(dest)
     }
 
+    /// An imported RPM (its build id, to import the other arches into the same build).
+    pub fn rpm(&self, rpm_id: i64) -> Option<FakeRpm> {
+        lock(&self.world).rpms.get(&rpm_id).cloned()
+    }
+
     pub fn repo(&self, repo_id: i64) -> Option<FakeRepoRecord> {
         lock(&self.world).repos.get(&repo_id).cloned()
     }
