@@ -525,20 +525,10 @@ impl Buildroot {
         Ok(lines)
     }
 
-    /// What mock adds to a fresh chroot: device nodes and a passwd entry for the build user.
+    /// What mock adds to a fresh chroot (its `_setup_dirs`, `_setup_devices`): the directories
+    /// a distribution's packages may not own, device nodes, and the build user's passwd entry.
     async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
-        let user = self.spec.settings.build_user;
-        let script = format!(
-            "set -eu\nR={INSTALLROOT}\nmkdir -p $R/dev $R/tmp $R/etc\nchmod 1777 $R/tmp\n\
-             for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
-               set -- $node; [ -e $R/dev/$1 ] || mknod -m 666 $R/dev/$1 $2 $3 $4\n\
-             done\n\
-             ln -sf /proc/self/fd $R/dev/fd\n\
-             grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
-             grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
-            uid = user.uid,
-            gid = user.gid
-        );
+        let script = installroot_setup_script(self.spec.settings.build_user);
         self.expect_success(Step {
             name: "installroot-setup",
             argv: sh(&script),
@@ -755,7 +745,7 @@ impl Buildroot {
         let script = format!(
             "set -eu\ncd /builddir/build\n\
              rpm -i --nodeps --define '_topdir /builddir/build' /builddir/originals/{name} 2>&1 \
-               | grep -v 'should not be used directly' || true\n\
+               | grep -v -e 'should not be used directly' -e 'assuming you know what you are doing' || true\n\
              set -- SPECS/*.spec\n\
              if [ $# -ne 1 ] || [ ! -f \"$1\" ]; then echo \"error: expected exactly one spec file in the SRPM, found: $*\" >&2; exit 1; fi\n\
              echo \"spec: /builddir/build/$1\"\n\
@@ -1141,6 +1131,25 @@ impl Drop for Buildroot {
     }
 }
 
+/// The `installroot-setup` step. rpmbuild writes its scriptlets to `%_tmppath` (`/var/tmp`)
+/// as the build user, so both tmp dirs are world-writable and sticky, as Fedora's
+/// `filesystem` package and mock make them, whatever the repo's packages own.
+fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
+    format!(
+        "set -eu\nR={INSTALLROOT}\n\
+         mkdir -p $R/dev $R/etc $R/tmp $R/var/tmp $R/var/lib/rpm $R/var/log $R/proc $R/sys\n\
+         chmod 1777 $R/tmp $R/var/tmp\n\
+         for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
+           set -- $node; [ -e $R/dev/$1 ] || mknod -m 666 $R/dev/$1 $2 $3 $4\n\
+         done\n\
+         ln -sfn /proc/self/fd $R/dev/fd\n\
+         grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
+         grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
+        uid = user.uid,
+        gid = user.gid
+    )
+}
+
 /// The setup step's exit status when the network isolation probe failed.
 const ISOLATION_FAILED: i32 = 97;
 
@@ -1349,6 +1358,27 @@ mod tests {
                 "{bad}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn the_installroot_gets_sticky_tmp_dirs_and_a_passwd_entry_for_the_build_user() {
+        let script = installroot_setup_script(crate::config::types::UidGid {
+            uid: 2000,
+            gid: 2001,
+        });
+        assert!(
+            script.contains("chmod 1777 $R/tmp $R/var/tmp\n"),
+            "{script}"
+        );
+        assert!(script.starts_with("set -eu\nR=/buildroot\n"), "{script}");
+        assert!(
+            script.contains("echo 'mockbuild:x:2000:2001::/builddir:/bin/sh' >> $R/etc/passwd"),
+            "{script}"
+        );
+        assert!(
+            script.contains("echo 'mock:x:2001:' >> $R/etc/group"),
+            "{script}"
+        );
     }
 
     #[test]
