@@ -903,12 +903,15 @@ async fn installroot_builds_the_noarch_and_the_c_srpm_from_a_distribution_repo()
 }
 
 /// A package whose %build reports what the build sees: who owns /bin/sh in the rpmdb it
-/// reads, whether the image's dnf is there, its uid and %_topdir.
+/// reads, whether the image's dnf is there, its uid and %_topdir, and /dev/null as the repo's
+/// rpm %post scriptlet found it during the install.
 const ROOT_PROBE_SPEC: &str = "Name: root-probe\nVersion: 1\nRelease: 1\nSummary: probe\n\
 License: MIT\nBuildArch: noarch\n%description\nprobe\n%prep\n%build\n\
 echo \"ROOT-PROBE sh: $(rpm -qf --qf '%%{NAME}' /usr/bin/sh 2>&1)\"\n\
 echo \"ROOT-PROBE dnf: $(test -e /usr/bin/dnf && echo present || echo absent)\"\n\
-echo \"ROOT-PROBE uid: $(id -u)\"\necho \"ROOT-PROBE topdir: %{_topdir} cwd: $PWD\"\n%files\n";
+echo \"ROOT-PROBE uid: $(id -u)\"\necho \"ROOT-PROBE topdir: %{_topdir} cwd: $PWD\"\n\
+echo \"ROOT-PROBE rpm %%post saw /dev/null: $(cat /var/lib/rpm-post-dev-null 2>&1)\"\n\
+echo \"ROOT-PROBE /dev/null now: $(test -c /dev/null && echo device || echo 'not a device')\"\n%files\n";
 
 #[tokio::test]
 async fn installroot_build_steps_run_chrooted_in_the_installroot() {
@@ -950,6 +953,10 @@ async fn installroot_build_steps_run_chrooted_in_the_installroot() {
         "ROOT-PROBE dnf: absent",
         "ROOT-PROBE uid: 1000",
         "ROOT-PROBE topdir: /builddir/build cwd: /builddir/build/BUILD",
+        // The repo's rpm package has a %post: rpm ran it chrooted during the group install,
+        // and it found mock's /dev/null there already.
+        "ROOT-PROBE rpm %post saw /dev/null: device",
+        "ROOT-PROBE /dev/null now: device",
     ] {
         assert!(installroot.contains(line), "{line} missing:\n{installroot}");
     }

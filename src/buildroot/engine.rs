@@ -288,6 +288,10 @@ impl Buildroot {
                 "rpm -qa --qf {} > {TASK_MOUNT}/buildroot/image-rpms.txt\n",
                 shell_quote(RPM_QA_FORMAT)
             ));
+        } else {
+            // Before the group install, as mock does: the packages' scriptlets run chrooted
+            // and write to /dev/null; without the node they would make it a regular file.
+            setup.push_str(&installroot_base_script());
         }
         if self.spec.settings.build_network == BuildNetwork::Isolated {
             // Proves the build step can be cut off the network before anything depends on
@@ -525,8 +529,8 @@ impl Buildroot {
         Ok(lines)
     }
 
-    /// What mock adds to a fresh chroot (its `_setup_dirs`, `_setup_devices`): the directories
-    /// a distribution's packages may not own, device nodes, and the build user's passwd entry.
+    /// What mock adds to a fresh chroot after the install: the build user's passwd entry (and
+    /// the base dirs and nodes again, see [`installroot_base_script`]).
     async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
         let script = installroot_setup_script(self.spec.settings.build_user);
         self.expect_success(Step {
@@ -1131,20 +1135,32 @@ impl Drop for Buildroot {
     }
 }
 
-/// The `installroot-setup` step. rpmbuild writes its scriptlets to `%_tmppath` (`/var/tmp`)
-/// as the build user, so both tmp dirs are world-writable and sticky, as Fedora's
-/// `filesystem` package and mock make them, whatever the repo's packages own.
-fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
+/// mock's `_setup_dirs` and `_setup_devices` for the installroot, run before the group install
+/// and again after it (idempotent; a node that a scriptlet turned into a plain file is made a
+/// device again). rpmbuild writes its scriptlets to `%_tmppath` (`/var/tmp`) as the build
+/// user, so both tmp dirs are world-writable and sticky, as Fedora's `filesystem` package and
+/// mock make them, whatever the repo's packages own.
+fn installroot_base_script() -> String {
     format!(
-        "set -eu\nR={INSTALLROOT}\n\
+        "R={INSTALLROOT}\n\
          mkdir -p $R/dev $R/etc $R/tmp $R/var/tmp $R/var/lib/rpm $R/var/log $R/proc $R/sys\n\
          chmod 1777 $R/tmp $R/var/tmp\n\
          for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
-           set -- $node; [ -e $R/dev/$1 ] || mknod -m 666 $R/dev/$1 $2 $3 $4\n\
+           set -- $node\n\
+           [ -c $R/dev/$1 ] || {{ rm -f $R/dev/$1; mknod -m 666 $R/dev/$1 $2 $3 $4; }}\n\
          done\n\
-         ln -sfn /proc/self/fd $R/dev/fd\n\
+         ln -sfn /proc/self/fd $R/dev/fd\n"
+    )
+}
+
+/// The `installroot-setup` step after the group install: the base again, and a passwd/group
+/// entry for the build user unless the repo's `setup`/`filesystem` package has that id.
+fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
+    format!(
+        "set -eu\n{base}\
          grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
          grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
+        base = installroot_base_script(),
         uid = user.uid,
         gid = user.gid
     )
@@ -1371,6 +1387,13 @@ mod tests {
             "{script}"
         );
         assert!(script.starts_with("set -eu\nR=/buildroot\n"), "{script}");
+        // A /dev/null that a scriptlet wrote as a plain file is replaced by the device.
+        assert!(
+            script.contains(
+                "[ -c $R/dev/$1 ] || { rm -f $R/dev/$1; mknod -m 666 $R/dev/$1 $2 $3 $4; }"
+            ),
+            "{script}"
+        );
         assert!(
             script.contains("echo 'mockbuild:x:2000:2001::/builddir:/bin/sh' >> $R/etc/passwd"),
             "{script}"

@@ -41,6 +41,9 @@ EXTRA = ["gcc", "make", "libc6-dev"]
 # Debian only Recommends these; Fedora's gcc Requires glibc-devel, and a compiler without libc
 # headers builds nothing.
 ADD_REQUIRES = {"gcc-12": ["libc6-dev"]}
+# Files are packaged at their usrmerged paths; the classic paths that dependencies name are
+# provided as Fedora's bash and dash provide them (a %post needs /bin/sh).
+ADD_PROVIDES = {"dash": ["/bin/sh"], "bash": ["/bin/bash"]}
 PRUNE = {"perl", "perl-base", "perl-modules-5.36", "libperl5.36", "dpkg", "debconf",
          "apt", "init-system-helpers", "sensible-utils", "dpkg-dev"}
 
@@ -196,9 +199,22 @@ def write_spec(out, packages, requires, files):
             "AutoReqProv: no",
         ]
         lines += [f"Requires: {dep}" for dep in requires[name]]
+        lines += [f"Provides: {provided}" for provided in ADD_PROVIDES.get(name, [])]
         if name != "filesystem":
             lines.append("Requires: filesystem")
+        if name == "rpm":
+            lines.append("Requires(post): dash")
         lines += [f"%description -n {name}", f"Debian's {name} from the builder image.", ""]
+        if name == "rpm":
+            # A real distribution's packages run scriptlets, chrooted into the installroot by
+            # rpm, and they write to /dev/null. This one records what it found there, for the
+            # tests (it must be mock's device node, made before the install).
+            lines += [
+                f"%post -n {name}",
+                "if [ -c /dev/null ]; then echo device; else echo 'not a device'; fi"
+                " > /var/lib/rpm-post-dev-null",
+                "",
+            ]
         with open(os.path.join(build, f"{name}.files"), "w", encoding="utf-8") as listing:
             listing.write("%defattr(-,root,root,-)\n")
             for path in files[name]:
