@@ -781,6 +781,35 @@ fn file_in_rpm(rpm: &Path, path: &str) -> Vec<u8> {
     panic!("{path} is not in {}", rpm.display())
 }
 
+/// The distribution repo as a Koji repo's `rpmlist.jsonl` would list it: NVRA → id and the
+/// header's SIGMD5, read on the host from the rpm files.
+fn repo_rpmlist() -> &'static std::collections::HashMap<String, serde_json::Value> {
+    static LIST: OnceLock<std::collections::HashMap<String, serde_json::Value>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let dir = &distro_repo(IMAGE).dir;
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{SIGMD5}\\n' \"$1\"/*.rpm")
+            .arg("sh")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .map(|(id, line)| {
+                let (nvra, sigmd5) = line.split_once(' ').unwrap();
+                (
+                    nvra.to_owned(),
+                    serde_json::json!({"id": id + 1, "payloadhash": sigmd5}),
+                )
+            })
+            .collect()
+    })
+}
+
 /// Asserts that every installed rpm came from the distribution repo and all of them go to
 /// the hub (there is no image rpm in an installroot).
 fn assert_only_repo_rpms(installed: &koji_adjutant::buildroot::InstalledRpms) -> Vec<String> {
@@ -861,6 +890,17 @@ async fn installroot_builds_the_noarch_and_the_c_srpm_from_a_distribution_repo()
 
         // The buildroot is the repo's group and nothing else; the image's rpmdb (with its
         // debian-rootfs-provides) is not in it.
+        // As the hub checks setBuildRootList: every installed rpm is one of the repo's, by
+        // NVRA and payload hash, so each gets the repo's rpm id.
+        let list =
+            koji_adjutant::handlers::build_arch::hub_rpm_list(&after, Some(repo_rpmlist()), &[])
+                .unwrap();
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), after.all.len());
+        for entry in list {
+            assert!(entry.get("id").is_some(), "not a repo rpm: {entry}");
+            assert!(entry.get("external_repo").is_none(), "{entry}");
+        }
         let before = assert_only_repo_rpms(&before);
         let after = assert_only_repo_rpms(&after);
         for needed in ["filesystem", "bash", "dash", "coreutils", "rpm", "tar"] {
