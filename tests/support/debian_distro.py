@@ -8,7 +8,7 @@ and leaves OUT_DIR/repo (rpms, repodata with a comps `build` and `srpm-build` gr
 OUT_DIR/packages.txt (the rpm names, one a line). installroot mode needs a repo that holds a whole
 buildroot, and this machine reaches no real RPM distribution, so the image's files become one.
 
-Every installed Debian package in the dependency closure of SEEDS becomes one binary rpm of the
+Every installed Debian package in the dependency closure of the groups and EXTRA becomes one binary rpm of the
 same name with the files dpkg lists for it and `Requires:` for its Depends/Pre-Depends, so dnf
 resolves the closure itself, as with a real distribution. A `filesystem` rpm (Fedora's name)
 carries what no dpkg package owns but a root needs: the usrmerge symlinks, the alternatives
@@ -20,10 +20,9 @@ import re
 import subprocess
 import sys
 
-# What a buildroot needs: Fedora's `build` group, in Debian's package names, plus gcc/make
-# (the C test package's BuildRequires, installed from the repo when it asks for them) and
-# python3 (the net-probe test package runs it in %build). Debian's Essential packages are
-# nobody's Depends, so the ones a build calls are listed: dash owns /bin/sh.
+# What a buildroot needs: Fedora's `build` group, in Debian's package names, plus python3 (the
+# net-probe test package runs it in %build without BuildRequiring it). Debian's Essential
+# packages are nobody's Depends, so the ones a build calls are listed: dash owns /bin/sh.
 BUILD_GROUP = [
     "bash", "dash", "bzip2", "coreutils", "cpio", "diffutils", "findutils", "mawk", "grep", "gzip",
     "patch", "rpm", "sed", "tar", "unzip", "util-linux", "xz-utils", "debianutils", "file",
@@ -33,17 +32,18 @@ SRPM_BUILD_GROUP = [
     "bash", "dash", "coreutils", "cpio", "findutils", "grep", "gzip", "rpm", "sed", "tar",
     "xz-utils", "filesystem",
 ]
-# In the repo, not in a group: only a package's BuildRequires brings them in.
+# In the repo, not in a group: only a package's BuildRequires brings them in (the C test
+# package's gcc and make).
 EXTRA = ["gcc", "make", "libc6-dev"]
-# Dependencies left out to keep the repo small: rpm's perl dependency generators only run on
-# perl files, and no test package has any; dpkg/apt/debconf are the Debian package manager,
-# which a buildroot built by rpm never runs.
-# Debian only Recommends these; Fedora's gcc Requires glibc-devel, and a compiler without libc
-# headers builds nothing.
+# Debian only Recommends libc6-dev; Fedora's gcc Requires glibc-devel, and a compiler without
+# libc headers builds nothing.
 ADD_REQUIRES = {"gcc-12": ["libc6-dev"]}
 # Files are packaged at their usrmerged paths; the classic paths that dependencies name are
 # provided as Fedora's bash and dash provide them (a %post needs /bin/sh).
 ADD_PROVIDES = {"dash": ["/bin/sh"], "bash": ["/bin/bash"]}
+# Dependencies left out to keep the repo small: rpm's perl dependency generators only run on
+# perl files, and no test package has any; dpkg/apt/debconf are the Debian package manager,
+# which a buildroot built by rpm never runs.
 PRUNE = {"perl", "perl-base", "perl-modules-5.36", "libperl5.36", "dpkg", "debconf",
          "apt", "init-system-helpers", "sensible-utils", "dpkg-dev"}
 
@@ -144,8 +144,9 @@ def main(out):
 
 
 def filesystem_files(owner):
-    paths = ["/bin", "/sbin", "/lib", "/lib64", "/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/rpm/macros",
-             "/etc/dnf/vars/releasever", "/etc/debian_version", "/etc/os-release"]
+    paths = ["/bin", "/sbin", "/lib", "/lib64", "/etc/passwd", "/etc/group", "/etc/ld.so.cache",
+             "/etc/rpm/macros", "/etc/dnf/vars/releasever", "/etc/debian_version",
+             "/etc/os-release"]
     for directory in ("/etc/alternatives", "/usr/bin", "/usr/sbin"):
         for entry in sorted(os.listdir(directory)):
             path = os.path.join(directory, entry)

@@ -51,8 +51,13 @@ fn make(image: &str) -> DistroRepo {
     lock.lock().unwrap();
     if !dir.join("repo/repodata/repomd.xml").is_file() {
         let started = std::time::Instant::now();
+        // Under the lock nobody else is making one: any scratch dir is an interrupted run's.
+        for entry in std::fs::read_dir(&base).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".making-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         let scratch = base.join(format!(".making-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).unwrap();
         let generator = scratch.join("debian_distro.py");
         std::fs::write(&generator, GENERATOR).unwrap();
