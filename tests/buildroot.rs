@@ -951,7 +951,8 @@ echo \"ROOT-PROBE sh: $(rpm -qf --qf '%%{NAME}' /usr/bin/sh 2>&1)\"\n\
 echo \"ROOT-PROBE dnf: $(test -e /usr/bin/dnf && echo present || echo absent)\"\n\
 echo \"ROOT-PROBE uid: $(id -u)\"\necho \"ROOT-PROBE topdir: %{_topdir} cwd: $PWD\"\n\
 echo \"ROOT-PROBE rpm %%post saw /dev/null: $(cat /var/lib/rpm-post-dev-null 2>&1)\"\n\
-echo \"ROOT-PROBE /dev/null now: $(test -c /dev/null && echo device || echo 'not a device')\"\n%files\n";
+echo \"ROOT-PROBE /dev/null now: $(test -c /dev/null && echo device || echo 'not a device')\"\n\
+echo \"ROOT-PROBE /dev/shm: $(echo x > /dev/shm/root-probe && echo writable)\"\n%files\n";
 
 #[tokio::test]
 async fn installroot_build_steps_run_chrooted_in_the_installroot() {
@@ -997,6 +998,7 @@ async fn installroot_build_steps_run_chrooted_in_the_installroot() {
         // and it found mock's /dev/null there already.
         "ROOT-PROBE rpm %post saw /dev/null: device",
         "ROOT-PROBE /dev/null now: device",
+        "ROOT-PROBE /dev/shm: writable",
     ] {
         assert!(installroot.contains(line), "{line} missing:\n{installroot}");
     }

@@ -1139,12 +1139,13 @@ impl Drop for Buildroot {
 /// and again after it (idempotent; a node that a scriptlet turned into a plain file is made a
 /// device again). rpmbuild writes its scriptlets to `%_tmppath` (`/var/tmp`) as the build
 /// user, so both tmp dirs are world-writable and sticky, as Fedora's `filesystem` package and
-/// mock make them, whatever the repo's packages own.
+/// mock make them, whatever the repo's packages own; so is `/dev/shm` (POSIX semaphores and
+/// shared memory, where mock mounts a tmpfs).
 fn installroot_base_script() -> String {
     format!(
         "R={INSTALLROOT}\n\
-         mkdir -p $R/dev $R/etc $R/tmp $R/var/tmp $R/var/lib/rpm $R/var/log $R/proc $R/sys\n\
-         chmod 1777 $R/tmp $R/var/tmp\n\
+         mkdir -p $R/dev/shm $R/dev/pts $R/etc $R/tmp $R/var/tmp $R/var/lib/rpm $R/var/log $R/proc $R/sys\n\
+         chmod 1777 $R/tmp $R/var/tmp $R/dev/shm\n\
          for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
            set -- $node\n\
            [ -c $R/dev/$1 ] || {{ rm -f $R/dev/$1; mknod -m 666 $R/dev/$1 $2 $3 $4; }}\n\
@@ -1383,7 +1384,7 @@ mod tests {
             gid: 2001,
         });
         assert!(
-            script.contains("chmod 1777 $R/tmp $R/var/tmp\n"),
+            script.contains("chmod 1777 $R/tmp $R/var/tmp $R/dev/shm\n"),
             "{script}"
         );
         assert!(script.starts_with("set -eu\nR=/buildroot\n"), "{script}");
