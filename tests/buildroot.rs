@@ -4,11 +4,10 @@
 //! scripts/build-image.sh), and rpmbuild + createrepo_c on the host. Every test uses its own
 //! container names (LocalContainers with a unique prefix) and its own temp dirs.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use koji_adjutant::buildroot::{
@@ -21,7 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "support/srpm.rs"]
 mod srpm;
-use srpm::build_srpm;
+use srpm::{build_srpm, build_srpm_from};
+#[path = "support/static_http.rs"]
+mod static_http;
+use static_http::serve;
+#[path = "support/distro_repo.rs"]
+mod distro_repo;
+use distro_repo::distro_repo;
 
 const IMAGE: &str = "localhost/koji-adjutant-builder:latest";
 
@@ -93,53 +98,6 @@ fn stub_repo() -> StubRepo {
     assert!(status.success());
     let url = serve(repo);
     StubRepo { _dir: dir, url }
-}
-
-/// A static file server on 127.0.0.1 for the life of the test process.
-fn serve(root: PathBuf) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    return;
-                }
-                loop {
-                    let mut header = String::new();
-                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                        break;
-                    }
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/");
-                let path = path
-                    .split('?')
-                    .next()
-                    .unwrap_or("/")
-                    .trim_start_matches('/');
-                let file = root.join(path);
-                let response = if !path.contains("..") && file.is_file() {
-                    let body = std::fs::read(&file).unwrap();
-                    let mut head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    )
-                    .into_bytes();
-                    head.extend(body);
-                    head
-                } else {
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_vec()
-                };
-                let _ = stream.write_all(&response);
-            });
-        }
-    });
-    url
 }
 
 fn spec(
@@ -745,4 +703,405 @@ async fn a_missing_image_under_pull_never_fails_init_and_says_so() {
         mock_output.contains("buildroot init failed"),
         "{mock_output}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// installroot mode with a real distribution: the builder image's Debian userland repackaged as
+// rpms (tests/support/distro_repo.rs), served on 127.0.0.1.
+// ---------------------------------------------------------------------------------------------
+
+/// The distribution repo's URL; made and served once per test process.
+fn distro_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| serve(distro_repo(IMAGE).dir.clone()))
+}
+
+fn installroot_settings() -> BuildrootSettings {
+    BuildrootSettings {
+        mode: BuildrootMode::Installroot,
+        ..BuildrootSettings::default()
+    }
+}
+
+/// `rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH}'` on the host.
+fn rpm_query(path: &Path) -> String {
+    let output = std::process::Command::new("rpm")
+        .args(["-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "rpm -qp {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The ELF machine number of `arch` (`e_machine`).
+fn elf_machine(arch: &str) -> u16 {
+    match arch {
+        "x86_64" => 62,
+        "aarch64" => 183,
+        "ppc64le" => 21,
+        "s390x" => 22,
+        other => panic!("no ELF machine number known for {other}"),
+    }
+}
+
+/// The bytes of `path` in `rpm`: `rpm2cpio` on the host, then the newc archive read here
+/// (the host has no cpio).
+fn file_in_rpm(rpm: &Path, path: &str) -> Vec<u8> {
+    let output = std::process::Command::new("rpm2cpio")
+        .arg(rpm)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "rpm2cpio {}", rpm.display());
+    let archive = output.stdout;
+    let field = |at: usize| {
+        let hex = std::str::from_utf8(&archive[at..at + 8]).unwrap();
+        usize::from_str_radix(hex, 16).unwrap()
+    };
+    let align = |n: usize| (n + 3) & !3;
+    let mut at = 0;
+    while at + 110 <= archive.len() {
+        assert_eq!(&archive[at..at + 6], b"070701", "not a newc cpio archive");
+        let (size, name_size) = (field(at + 54), field(at + 94));
+        let name = std::str::from_utf8(&archive[at + 110..at + 110 + name_size - 1]).unwrap();
+        let data = align(at + 110 + name_size);
+        if name == "TRAILER!!!" {
+            break;
+        }
+        if name.trim_start_matches('.') == path {
+            return archive[data..data + size].to_vec();
+        }
+        at = align(data + size);
+    }
+    panic!("{path} is not in {}", rpm.display())
+}
+
+/// The distribution repo as a Koji repo's `rpmlist.jsonl` would list it: NVRA → id and the
+/// header's SIGMD5, read on the host from the rpm files.
+fn repo_rpmlist() -> &'static std::collections::HashMap<String, serde_json::Value> {
+    static LIST: OnceLock<std::collections::HashMap<String, serde_json::Value>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let dir = &distro_repo(IMAGE).dir;
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("rpm -qp --qf '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{SIGMD5}\\n' \"$1\"/*.rpm")
+            .arg("sh")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .enumerate()
+            .map(|(id, line)| {
+                let (nvra, sigmd5) = line.split_once(' ').unwrap();
+                (
+                    nvra.to_owned(),
+                    serde_json::json!({"id": id + 1, "payloadhash": sigmd5}),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Asserts that every installed rpm came from the distribution repo and all of them go to
+/// the hub (there is no image rpm in an installroot).
+fn assert_only_repo_rpms(installed: &koji_adjutant::buildroot::InstalledRpms) -> Vec<String> {
+    let repo = &distro_repo(IMAGE).packages;
+    let names: Vec<String> = installed.all.iter().map(|r| r.name.clone()).collect();
+    for name in &names {
+        assert!(repo.contains(name), "{name} is not in the repo: {names:?}");
+    }
+    assert!(installed.all.iter().all(|r| !r.from_image));
+    assert!(installed.image.is_none());
+    assert_eq!(installed.for_hub().len(), installed.all.len());
+    names
+}
+
+#[tokio::test]
+async fn installroot_builds_the_noarch_and_the_c_srpm_from_a_distribution_repo() {
+    let host_arch = std::env::consts::ARCH;
+    for (package, arch) in [("hello-noarch", "noarch"), ("hello-c", host_arch)] {
+        let work = tempfile::tempdir().unwrap();
+        let srpm = build_srpm(package, &work.path().join("work"));
+        let mut spec = spec(
+            work.path(),
+            host_arch,
+            vec![distro_url().to_owned()],
+            installroot_settings(),
+        );
+        spec.tag_extra = TagExtra(
+            [("rpm.macro.dist".to_owned(), serde_json::json!(".ir1"))]
+                .into_iter()
+                .collect(),
+        );
+        let started = std::time::Instant::now();
+        let mut buildroot = Buildroot::init(containers(&format!("ir-{package}")), spec, None)
+            .await
+            .unwrap_or_else(|e| {
+                let root_log = std::fs::read_to_string(work.path().join("logs/root.log"));
+                panic!("{package}: {e}\n{}", root_log.unwrap_or_default())
+            });
+        let before = buildroot.installed_rpms().await.unwrap();
+        let output = buildroot.build_rpms(&srpm).await;
+        let after = buildroot.installed_rpms().await.unwrap();
+        let log_dir = buildroot.logs().dir().to_path_buf();
+        buildroot.release().await.unwrap();
+        eprintln!(
+            "{package}: init + build in installroot mode took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let build_log = read(log_dir.join("build.log"));
+        let root_log = read(log_dir.join("root.log"));
+        let output = output.unwrap_or_else(|e| panic!("{e}\n{root_log}\n{build_log}"));
+
+        let names: Vec<String> = output
+            .rpms
+            .iter()
+            .chain(&output.srpms)
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                format!("{package}-1.0-1.ir1.{arch}.rpm"),
+                format!("{package}-1.0-1.ir1.src.rpm")
+            ]
+        );
+        assert_eq!(
+            rpm_query(&output.rpms[0]),
+            format!("{package} 1.0 1.ir1 {arch}")
+        );
+        assert!(
+            build_log.contains("Wrote: /builddir/build/RPMS/"),
+            "{build_log}"
+        );
+        // rpmbuild ran chrooted into the installroot (see also the root-probe test).
+        assert!(
+            build_log.contains("unshare --user --map-current-user --net '--root=/buildroot'"),
+            "{build_log}"
+        );
+
+        // The buildroot is the repo's group and nothing else; the image's rpmdb (with its
+        // debian-rootfs-provides) is not in it.
+        // As the hub checks setBuildRootList: every installed rpm is one of the repo's, by
+        // NVRA and payload hash, so each gets the repo's rpm id.
+        let list =
+            koji_adjutant::handlers::build_arch::hub_rpm_list(&after, Some(repo_rpmlist()), &[])
+                .unwrap();
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), after.all.len());
+        for entry in list {
+            assert!(entry.get("id").is_some(), "not a repo rpm: {entry}");
+            assert!(entry.get("external_repo").is_none(), "{entry}");
+        }
+        let before = assert_only_repo_rpms(&before);
+        let after = assert_only_repo_rpms(&after);
+        for needed in ["filesystem", "bash", "dash", "coreutils", "rpm", "tar"] {
+            assert!(before.iter().any(|n| n == needed), "{needed}: {before:?}");
+        }
+        assert!(!before.iter().any(|n| n == "debian-rootfs-provides"));
+        assert!(
+            root_log.contains("'--installroot=/buildroot' install @build"),
+            "{root_log}"
+        );
+        if package == "hello-c" {
+            // gcc and make are not in @build: the SRPM's BuildRequires brought them, from the
+            // repo, into the installroot.
+            for brought in ["gcc", "gcc-12", "make", "libc6-dev", "binutils"] {
+                assert!(
+                    !before.iter().any(|n| n == brought),
+                    "{brought}: {before:?}"
+                );
+                assert!(after.iter().any(|n| n == brought), "{brought}: {after:?}");
+            }
+            assert!(
+                root_log.contains("BuildRequires of hello-c-1.0-1.ir1.src.rpm: gcc make"),
+                "{root_log}"
+            );
+            let binary = file_in_rpm(&output.rpms[0], "/usr/bin/hello-c");
+            assert_eq!(&binary[..4], b"\x7fELF", "not an ELF file");
+            assert_eq!(binary[4], 2, "not a 64-bit ELF file");
+            assert_eq!(
+                u16::from_le_bytes([binary[18], binary[19]]),
+                elf_machine(host_arch)
+            );
+        } else {
+            assert_eq!(
+                before, after,
+                "a noarch build with no BuildRequires installs nothing"
+            );
+        }
+        assert!(read(log_dir.join("installed_pkgs.log")).contains("filesystem-1-1."));
+    }
+}
+
+/// A package whose %build reports what the build sees: who owns /bin/sh in the rpmdb it
+/// reads, whether the image's dnf is there, its uid and %_topdir, and /dev/null as the repo's
+/// rpm %post scriptlet found it during the install.
+const ROOT_PROBE_SPEC: &str = "Name: root-probe\nVersion: 1\nRelease: 1\nSummary: probe\n\
+License: MIT\nBuildArch: noarch\n%description\nprobe\n%prep\n%build\n\
+echo \"ROOT-PROBE sh: $(rpm -qf --qf '%%{NAME}' /usr/bin/sh 2>&1)\"\n\
+echo \"ROOT-PROBE dnf: $(test -e /usr/bin/dnf && echo present || echo absent)\"\n\
+echo \"ROOT-PROBE uid: $(id -u)\"\necho \"ROOT-PROBE topdir: %{_topdir} cwd: $PWD\"\n\
+echo \"ROOT-PROBE rpm %%post saw /dev/null: $(cat /var/lib/rpm-post-dev-null 2>&1)\"\n\
+echo \"ROOT-PROBE /dev/null now: $(test -c /dev/null && echo device || echo 'not a device')\"\n\
+echo \"ROOT-PROBE /dev/shm: $(echo x > /dev/shm/root-probe && echo writable)\"\n%files\n";
+
+#[tokio::test]
+async fn installroot_build_steps_run_chrooted_in_the_installroot() {
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(sources.path().join("root-probe.spec"), ROOT_PROBE_SPEC).unwrap();
+    let mut logs = Vec::new();
+    for (mode, repos) in [
+        (BuildrootMode::Installroot, vec![distro_url().to_owned()]),
+        // The control: the same probe in image mode sees the image.
+        (BuildrootMode::Image, Vec::new()),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let srpm = build_srpm_from(sources.path(), "root-probe", &work.path().join("work"));
+        let settings = BuildrootSettings {
+            mode,
+            ..BuildrootSettings::default()
+        };
+        let mut buildroot = Buildroot::init(
+            containers(&format!("probe-{mode}")),
+            spec(work.path(), "noarch", repos, settings),
+            None,
+        )
+        .await
+        .unwrap();
+        let result = buildroot.build_rpms(&srpm).await;
+        let log_dir = buildroot.logs().dir().to_path_buf();
+        buildroot.release().await.unwrap();
+        let build_log = read(log_dir.join("build.log"));
+        result.unwrap_or_else(|e| panic!("{mode}: {e}\n{build_log}"));
+        logs.push(build_log);
+    }
+    let [installroot, image] = &logs[..] else {
+        unreachable!()
+    };
+    // rpmbuild reads the installroot's rpmdb (dash owns /bin/sh there) and its files (no dnf:
+    // the repo has none), as build_user, with the buildroot's %_topdir.
+    for line in [
+        "ROOT-PROBE sh: dash",
+        "ROOT-PROBE dnf: absent",
+        "ROOT-PROBE uid: 1000",
+        "ROOT-PROBE topdir: /builddir/build cwd: /builddir/build/BUILD",
+        // The repo's rpm package has a %post: rpm ran it chrooted during the group install,
+        // and it found mock's /dev/null there already.
+        "ROOT-PROBE rpm %post saw /dev/null: device",
+        "ROOT-PROBE /dev/null now: device",
+        "ROOT-PROBE /dev/shm: writable",
+    ] {
+        assert!(installroot.contains(line), "{line} missing:\n{installroot}");
+    }
+    assert!(image.contains("ROOT-PROBE dnf: present"), "{image}");
+    assert!(!image.contains("ROOT-PROBE sh: dash"), "{image}");
+}
+
+#[tokio::test]
+async fn installroot_build_step_has_no_network_either() {
+    let (port, connections) = listener();
+    for (case, build_network) in [
+        ("isolated", BuildNetwork::Isolated),
+        ("open", BuildNetwork::SameAsBuildroot),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let srpm = build_srpm("net-probe", &work.path().join("work"));
+        let settings = BuildrootSettings {
+            build_network: build_network.clone(),
+            ..installroot_settings()
+        };
+        let mut probe = spec(
+            work.path(),
+            "noarch",
+            vec![distro_url().to_owned()],
+            settings,
+        );
+        probe.extra_macros = vec![("probe_port".into(), port.to_string())];
+        let mut buildroot = Buildroot::init(containers(&format!("ir-net-{case}")), probe, None)
+            .await
+            .unwrap();
+        let result = buildroot.build_rpms(&srpm).await;
+        let log_dir = buildroot.logs().dir().to_path_buf();
+        buildroot.release().await.unwrap();
+        let build_log = read(log_dir.join("build.log"));
+        match build_network {
+            BuildNetwork::Isolated => {
+                result.unwrap_or_else(|e| panic!("{e}\n{build_log}"));
+                assert!(
+                    build_log.contains(&format!(
+                        "NETWORK-PROBE: cannot connect to 127.0.0.1:{port}"
+                    )),
+                    "{build_log}"
+                );
+                assert_eq!(connections.load(Ordering::SeqCst), 0);
+            }
+            BuildNetwork::SameAsBuildroot => {
+                // The control: the probe can tell, so the isolated run proves something.
+                assert!(
+                    matches!(result, Err(BuildrootError::Rpmbuild { .. })),
+                    "{result:?}"
+                );
+                assert!(
+                    build_log.contains("NETWORK-PROBE: connected"),
+                    "{build_log}"
+                );
+                assert!(connections.load(Ordering::SeqCst) >= 1);
+            }
+        }
+        assert!(build_log.contains("BUILD-UID: 1000:1000"), "{build_log}");
+    }
+}
+
+#[tokio::test]
+async fn installroot_rebuilds_an_srpm_in_an_srpm_build_installroot() {
+    let work = tempfile::tempdir().unwrap();
+    let srpm = build_srpm("hello-c", &work.path().join("work"));
+    let mut srpm_spec = spec(
+        work.path(),
+        "noarch",
+        vec![distro_url().to_owned()],
+        installroot_settings(),
+    );
+    srpm_spec.install_group = InstallGroup::SrpmBuild;
+    srpm_spec.tag_extra = TagExtra(
+        [("rpm.macro.dist".to_owned(), serde_json::json!(".irs1"))]
+            .into_iter()
+            .collect(),
+    );
+    let mut buildroot = Buildroot::init(containers("ir-srpm"), srpm_spec, None)
+        .await
+        .unwrap();
+    let installed = buildroot.installed_rpms().await.unwrap();
+    let output = buildroot.build_srpm(&srpm).await;
+    let log_dir = buildroot.logs().dir().to_path_buf();
+    buildroot.release().await.unwrap();
+    let build_log = read(log_dir.join("build.log"));
+    let output = output.unwrap_or_else(|e| panic!("{e}\n{build_log}"));
+    assert_eq!(
+        output.srpm.file_name().unwrap().to_string_lossy(),
+        "hello-c-1.0-1.irs1.src.rpm"
+    );
+    // A valid rpm whose header agrees with its name.
+    assert!(
+        rpm_query(&output.srpm).starts_with("hello-c 1.0 1.irs1 "),
+        "{}",
+        rpm_query(&output.srpm)
+    );
+    assert!(read(log_dir.join("root.log")).contains("install @srpm-build"));
+    assert!(build_log.contains("'--root=/buildroot'"), "{build_log}");
+    // @srpm-build is smaller than @build: no compiler, no python.
+    let names = assert_only_repo_rpms(&installed);
+    assert!(names.iter().any(|n| n == "rpm"), "{names:?}");
+    for absent in ["gcc-12", "python3-minimal", "patch"] {
+        assert!(!names.iter().any(|n| n == absent), "{absent}: {names:?}");
+    }
 }

@@ -7,6 +7,10 @@ use std::process::Command;
 #[path = "support/srpm.rs"]
 mod srpm;
 use srpm::build_srpm;
+#[path = "support/distro_repo.rs"]
+mod distro_repo;
+#[path = "support/static_http.rs"]
+mod static_http;
 
 const BIN: &str = env!("CARGO_BIN_EXE_koji-adjutant");
 
@@ -133,4 +137,61 @@ fn bad_arguments_exit_2_and_say_what_is_wrong() {
     let output = local_build(&srpm, &top.path().join("r"), &["--define", "novalue"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not 'NAME VALUE'"));
+}
+
+#[test]
+fn a_local_build_in_installroot_mode_uses_only_the_distribution_repo() {
+    let repo = distro_repo::distro_repo("localhost/koji-adjutant-builder:latest");
+    let url = static_http::serve(repo.dir.clone());
+    let top = tempfile::tempdir().unwrap();
+    let srpm = build_srpm("hello-c", top.path());
+    let results = top.path().join("results");
+    let output = local_build(
+        &srpm,
+        &results,
+        &[
+            "--buildroot-mode",
+            "installroot",
+            "--repo",
+            &url,
+            "--define",
+            "dist .ir2",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let log = |name: &str| std::fs::read_to_string(results.join(name)).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{stderr}\n{}\n{}",
+        log("root.log"),
+        log("build.log")
+    );
+    let arch = std::env::consts::ARCH;
+    let binary = results.join(format!("hello-c-1.0-1.ir2.{arch}.rpm"));
+    assert_eq!(rpm_query(&binary), format!("hello-c 1.0 1.ir2 {arch} Koji"));
+    assert!(log("mock_config.log").contains("# buildroot mode: installroot"));
+    assert!(log("root.log").contains("'--installroot=/buildroot' install @build"));
+    // installed_pkgs.log is the installroot's rpmdb: the repo's packages, gcc among them (the
+    // SRPM's BuildRequires), and none of the image's.
+    let installed = log("installed_pkgs.log");
+    let nevras: Vec<&str> = installed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(nevras.len() > 50, "{installed}");
+    for nevra in &nevras {
+        assert!(
+            repo.packages
+                .iter()
+                .any(|name| nevra.starts_with(&format!("{name}-"))),
+            "{nevra} is not a package of the repo"
+        );
+    }
+    assert!(
+        nevras.iter().any(|n| n.starts_with("gcc-12-")),
+        "{installed}"
+    );
+    assert!(!installed.contains("debian-rootfs-provides"), "{installed}");
+    assert!(!results.join("image_rpms.log").exists());
 }

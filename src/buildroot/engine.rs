@@ -288,6 +288,10 @@ impl Buildroot {
                 "rpm -qa --qf {} > {TASK_MOUNT}/buildroot/image-rpms.txt\n",
                 shell_quote(RPM_QA_FORMAT)
             ));
+        } else {
+            // Before the group install, as mock does: the packages' scriptlets run chrooted
+            // and write to /dev/null; without the node they would make it a regular file.
+            setup.push_str(&installroot_base_script());
         }
         if self.spec.settings.build_network == BuildNetwork::Isolated {
             // Proves the build step can be cut off the network before anything depends on
@@ -525,20 +529,10 @@ impl Buildroot {
         Ok(lines)
     }
 
-    /// What mock adds to a fresh chroot: device nodes and a passwd entry for the build user.
+    /// What mock adds to a fresh chroot after the install: the build user's passwd entry (and
+    /// the base dirs and nodes again, see [`installroot_base_script`]).
     async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
-        let user = self.spec.settings.build_user;
-        let script = format!(
-            "set -eu\nR={INSTALLROOT}\nmkdir -p $R/dev $R/tmp $R/etc\nchmod 1777 $R/tmp\n\
-             for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
-               set -- $node; [ -e $R/dev/$1 ] || mknod -m 666 $R/dev/$1 $2 $3 $4\n\
-             done\n\
-             ln -sf /proc/self/fd $R/dev/fd\n\
-             grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
-             grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
-            uid = user.uid,
-            gid = user.gid
-        );
+        let script = installroot_setup_script(self.spec.settings.build_user);
         self.expect_success(Step {
             name: "installroot-setup",
             argv: sh(&script),
@@ -755,7 +749,7 @@ impl Buildroot {
         let script = format!(
             "set -eu\ncd /builddir/build\n\
              rpm -i --nodeps --define '_topdir /builddir/build' /builddir/originals/{name} 2>&1 \
-               | grep -v 'should not be used directly' || true\n\
+               | grep -v -e 'should not be used directly' -e 'assuming you know what you are doing' || true\n\
              set -- SPECS/*.spec\n\
              if [ $# -ne 1 ] || [ ! -f \"$1\" ]; then echo \"error: expected exactly one spec file in the SRPM, found: $*\" >&2; exit 1; fi\n\
              echo \"spec: /builddir/build/$1\"\n\
@@ -1141,6 +1135,38 @@ impl Drop for Buildroot {
     }
 }
 
+/// mock's `_setup_dirs` and `_setup_devices` for the installroot, run before the group install
+/// and again after it (idempotent; a node that a scriptlet turned into a plain file is made a
+/// device again). rpmbuild writes its scriptlets to `%_tmppath` (`/var/tmp`) as the build
+/// user, so both tmp dirs are world-writable and sticky, as Fedora's `filesystem` package and
+/// mock make them, whatever the repo's packages own; so is `/dev/shm` (POSIX semaphores and
+/// shared memory, where mock mounts a tmpfs).
+fn installroot_base_script() -> String {
+    format!(
+        "R={INSTALLROOT}\n\
+         mkdir -p $R/dev/shm $R/dev/pts $R/etc $R/tmp $R/var/tmp $R/var/lib/rpm $R/var/log $R/proc $R/sys\n\
+         chmod 1777 $R/tmp $R/var/tmp $R/dev/shm\n\
+         for node in 'null c 1 3' 'zero c 1 5' 'full c 1 7' 'random c 1 8' 'urandom c 1 9' 'tty c 5 0'; do\n\
+           set -- $node\n\
+           [ -c $R/dev/$1 ] || {{ rm -f $R/dev/$1; mknod -m 666 $R/dev/$1 $2 $3 $4; }}\n\
+         done\n\
+         ln -sfn /proc/self/fd $R/dev/fd\n"
+    )
+}
+
+/// The `installroot-setup` step after the group install: the base again, and a passwd/group
+/// entry for the build user unless the repo's `setup`/`filesystem` package has that id.
+fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
+    format!(
+        "set -eu\n{base}\
+         grep -q '^[^:]*:[^:]*:{uid}:' $R/etc/passwd 2>/dev/null || echo 'mockbuild:x:{uid}:{gid}::/builddir:/bin/sh' >> $R/etc/passwd\n\
+         grep -q '^[^:]*:[^:]*:{gid}:' $R/etc/group 2>/dev/null || echo 'mock:x:{gid}:' >> $R/etc/group\n",
+        base = installroot_base_script(),
+        uid = user.uid,
+        gid = user.gid
+    )
+}
+
 /// The setup step's exit status when the network isolation probe failed.
 const ISOLATION_FAILED: i32 = 97;
 
@@ -1349,6 +1375,34 @@ mod tests {
                 "{bad}: {message}"
             );
         }
+    }
+
+    #[test]
+    fn the_installroot_gets_sticky_tmp_dirs_and_a_passwd_entry_for_the_build_user() {
+        let script = installroot_setup_script(crate::config::types::UidGid {
+            uid: 2000,
+            gid: 2001,
+        });
+        assert!(
+            script.contains("chmod 1777 $R/tmp $R/var/tmp $R/dev/shm\n"),
+            "{script}"
+        );
+        assert!(script.starts_with("set -eu\nR=/buildroot\n"), "{script}");
+        // A /dev/null that a scriptlet wrote as a plain file is replaced by the device.
+        assert!(
+            script.contains(
+                "[ -c $R/dev/$1 ] || { rm -f $R/dev/$1; mknod -m 666 $R/dev/$1 $2 $3 $4; }"
+            ),
+            "{script}"
+        );
+        assert!(
+            script.contains("echo 'mockbuild:x:2000:2001::/builddir:/bin/sh' >> $R/etc/passwd"),
+            "{script}"
+        );
+        assert!(
+            script.contains("echo 'mock:x:2001:' >> $R/etc/group"),
+            "{script}"
+        );
     }
 
     #[test]
