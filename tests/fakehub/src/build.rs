@@ -137,7 +137,7 @@ impl BuildWorld {
                "maven_support": false, "maven_include_all": false})
     }
 
-    fn build_value(&self, build: &FakeBuild) -> Json {
+    pub fn build_value(&self, build: &FakeBuild) -> Json {
         json!({"id": build.id, "build_id": build.id, "name": build.name,
                "package_name": build.name, "version": build.version, "release": build.release,
                "epoch": build.epoch, "nvr": build.nvr(), "state": build.state,
@@ -735,7 +735,7 @@ impl BuildSide {
             ],
             1,
             false,
-            move |_, _, args| {
+            move |hub, _, args| {
                 let world = lock(&w);
                 let tag = world.tag_or_fault(args.get("tag"))?;
                 let tags = if args.flag("inherit", false) {
@@ -744,13 +744,22 @@ impl BuildSide {
                     vec![tag.id]
                 };
                 let package = args.opt_string("package")?;
+                // readTaggedBuilds also names the tag and the owner (`koji list-tagged`
+                // prints both).
                 let list: Vec<Json> = world
                     .tagged
                     .iter()
                     .filter(|(t, _)| tags.contains(t))
-                    .filter_map(|(_, b)| world.builds.get(b))
-                    .filter(|b| package.as_ref().is_none_or(|p| &b.name == p))
-                    .map(|b| world.build_value(b))
+                    .filter_map(|(t, b)| world.builds.get(b).map(|b| (t, b)))
+                    .filter(|(_, b)| package.as_ref().is_none_or(|p| &b.name == p))
+                    .map(|(t, b)| {
+                        let mut value = world.build_value(b);
+                        value["tag_id"] = json!(t);
+                        value["tag_name"] = json!(world.tags.get(t).map(|t| t.name.clone()));
+                        value["owner_name"] =
+                            json!(hub.users.get(&b.owner).map(|u| u.name.clone()));
+                        value
+                    })
                     .collect();
                 Ok(to_value(&Json::Array(list)))
             },

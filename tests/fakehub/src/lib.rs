@@ -26,6 +26,7 @@ pub mod state;
 pub mod tasks;
 pub mod testclient;
 pub mod uploads;
+pub mod userapi;
 pub mod xmlrpc;
 
 use std::net::SocketAddr;

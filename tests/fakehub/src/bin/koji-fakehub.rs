@@ -132,6 +132,10 @@ fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> 
         return Err("--rpm needs --repo-side (RPMs are tagged on the repo side)".to_owned());
     }
     let build = cli.build_side.then(|| BuildSide::install(hub));
+    if let Some(build) = &build {
+        // `koji build` against this hub: the user-side `build` call queues the task.
+        koji_fakehub::userapi::UserApi::install(hub, build);
+    }
     let repos = cli.repo_side.then(|| RepoSide::install(hub));
     if let (Some(build), None) = (&build, &repos) {
         build.install_tag_methods(hub);
