@@ -986,27 +986,39 @@ async fn installroot_build_steps_run_chrooted_in_the_installroot() {
     let sources = tempfile::tempdir().unwrap();
     std::fs::write(sources.path().join("root-probe.spec"), ROOT_PROBE_SPEC).unwrap();
     let mut logs = Vec::new();
-    for (case, mode, repos, mounts) in [
+    let distro = || vec![distro_url().to_owned()];
+    for (case, mode, repos, mounts, installroot_proc) in [
         (
             "python3",
             BuildrootMode::Installroot,
-            vec![distro_url().to_owned()],
+            distro(),
             Vec::new(),
+            true,
         ),
         (
             "mount",
             BuildrootMode::Installroot,
-            vec![distro_url().to_owned()],
+            distro(),
             vec![host_mount],
+            true,
+        ),
+        // installroot_proc = false: a plain chroot, as before /proc was mounted.
+        (
+            "no-proc",
+            BuildrootMode::Installroot,
+            distro(),
+            Vec::new(),
+            false,
         ),
         // The control: the same probe in image mode sees the image.
-        ("image", BuildrootMode::Image, Vec::new(), Vec::new()),
+        ("image", BuildrootMode::Image, Vec::new(), Vec::new(), true),
     ] {
         let work = tempfile::tempdir().unwrap();
         let srpm = build_srpm_from(sources.path(), "root-probe", &work.path().join("work"));
         let settings = BuildrootSettings {
             mode,
             mounts,
+            installroot_proc,
             ..BuildrootSettings::default()
         };
         let mut buildroot = Buildroot::init(
@@ -1026,9 +1038,16 @@ async fn installroot_build_steps_run_chrooted_in_the_installroot() {
         result.unwrap_or_else(|e| panic!("{case}: {e}\n{build_log}"));
         logs.push(build_log);
     }
-    let [python3, mount, image] = &logs[..] else {
+    let [python3, mount, no_proc, image] = &logs[..] else {
         unreachable!()
     };
+    // The probe can tell: without the mounts the same %build finds no /proc.
+    assert!(no_proc.contains("ROOT-PROBE sh: dash"), "{no_proc}");
+    assert!(!no_proc.contains("ROOT-PROBE fd: 0"), "{no_proc}");
+    assert!(
+        !no_proc.contains("ROOT-PROBE process substitution: ok"),
+        "{no_proc}"
+    );
     for installroot in [python3, mount] {
         // rpmbuild reads the installroot's rpmdb (dash owns /bin/sh there) and its files (no
         // dnf: the repo has none), as build_user, with the buildroot's %_topdir.

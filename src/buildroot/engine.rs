@@ -533,17 +533,19 @@ impl Buildroot {
     /// the base dirs and nodes again, see [`installroot_base_script`]).
     async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
         let mut script = installroot_setup_script(self.spec.settings.build_user);
-        // Every build step enters the root this way; a missing tool in the image (see
-        // INSTALLROOT_MOUNTS) fails init here, with its message in root.log, rather than
-        // the first rpmbuild with a bare exit status.
-        let probe = self.installroot_argv(
-            &format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_PROBE}"),
-            Vec::new(),
-        );
-        script.push_str(&format!(
-            "if ! {}; then echo 'koji-adjutant: the build user cannot enter the installroot with /proc and /sys mounted (see above)' >&2; exit 1; fi\n",
-            probe.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
-        ));
+        if self.spec.settings.installroot_proc {
+            // Every build step enters the root this way; a missing tool in the image (see
+            // INSTALLROOT_MOUNTS) or a refused mount fails init here, with its message in
+            // root.log, rather than the first rpmbuild with a bare exit status.
+            let probe = self.installroot_argv(
+                &format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_PROBE}"),
+                Vec::new(),
+            );
+            script.push_str(&format!(
+                "if ! {}; then echo 'koji-adjutant: the build user cannot mount /proc and /sys into the installroot (see above); if the host refuses the mount, set installroot_proc = false in [adjutant]' >&2; exit 1; fi\n",
+                probe.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+            ));
+        }
         self.expect_success(Step {
             name: "installroot-setup",
             argv: sh(&script),
@@ -972,14 +974,21 @@ impl Buildroot {
         ];
         let isolated = settings.build_network == BuildNetwork::Isolated;
         let installroot = in_root && settings.mode == BuildrootMode::Installroot;
-        if installroot {
+        if installroot && settings.installroot_proc {
             return self
                 .installroot_argv(&format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_ENTER}"), command);
         }
-        if isolated {
-            argv.extend(
-                ["unshare", "--user", "--map-current-user", "--net", "--"].map(str::to_owned),
-            );
+        if isolated || installroot {
+            argv.extend(["unshare", "--user", "--map-current-user"].map(str::to_owned));
+            if isolated {
+                argv.push("--net".to_owned());
+            }
+            if installroot {
+                // installroot_proc = false: a plain chroot, /proc and /sys stay empty.
+                argv.push(format!("--root={INSTALLROOT}"));
+                argv.push("--wd=/builddir".to_owned());
+            }
+            argv.push("--".to_owned());
         }
         argv.extend(command);
         argv
@@ -1320,6 +1329,7 @@ pub(crate) fn settings_from_config(
         build_network,
         rpmbuild_timeout: kojid.rpmbuild_timeout.as_duration(),
         yum_proxy: kojid.yum_proxy.clone(),
+        installroot_proc: adjutant.installroot_proc,
         mounts: adjutant
             .container_mounts
             .0
@@ -1411,6 +1421,9 @@ mod tests {
         assert_eq!(s.mode, BuildrootMode::Installroot);
         assert_eq!(s.buildroot_network, NetworkMode::Host);
         assert_eq!(s.build_network, BuildNetwork::Isolated);
+        assert!(s.installroot_proc);
+        let s = settings("[adjutant]\ninstallroot_proc = false\n").unwrap();
+        assert!(!s.installroot_proc);
     }
 
     #[test]
@@ -1544,6 +1557,14 @@ mod tests {
             buildroot.builder_argv(vec!["rpmbuild".into()], true)[..11].join(" "),
             "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-root-user --net --mount --"
         );
+        buildroot.spec.settings.installroot_proc = false;
+        assert_eq!(
+            buildroot
+                .builder_argv(vec!["rpmbuild".into()], true)
+                .join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --net --root=/buildroot --wd=/builddir -- rpmbuild"
+        );
+        buildroot.spec.settings.installroot_proc = true;
         // Outside the root (the setup step's isolation probe) nothing is mounted.
         assert_eq!(
             buildroot.builder_argv(vec!["true".into()], false).join(" "),
