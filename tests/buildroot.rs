@@ -15,7 +15,7 @@ use koji_adjutant::buildroot::{
     ExternalRepoRef, ImageRpmPolicy, InstallGroup, LocalContainers, TagExtra, UidGid,
 };
 use koji_adjutant::podman::{PodmanOptions, PodmanRuntime};
-use koji_adjutant_actors::runtime::{ContainerRuntime, LogSink, OutputStream};
+use koji_adjutant_actors::runtime::{ContainerRuntime, LogSink, Mount, OutputStream};
 use tokio_util::sync::CancellationToken;
 
 #[path = "support/srpm.rs"]
@@ -884,7 +884,8 @@ async fn installroot_builds_the_noarch_and_the_c_srpm_from_a_distribution_repo()
         );
         // rpmbuild ran chrooted into the installroot (see also the root-probe test).
         assert!(
-            build_log.contains("unshare --user --map-current-user --net '--root=/buildroot'"),
+            build_log.contains("unshare --user --map-root-user --net --mount")
+                && build_log.contains("--root=$R --wd=/builddir"),
             "{build_log}"
         );
 
@@ -946,64 +947,161 @@ async fn installroot_builds_the_noarch_and_the_c_srpm_from_a_distribution_repo()
 /// reads, whether the image's dnf is there, its uid and %_topdir, and /dev/null as the repo's
 /// rpm %post scriptlet found it during the install.
 const ROOT_PROBE_SPEC: &str = "Name: root-probe\nVersion: 1\nRelease: 1\nSummary: probe\n\
-License: MIT\nBuildArch: noarch\n%description\nprobe\n%prep\n%build\n\
+License: MIT\nBuildArch: noarch\nBuildRequires: procps\n%description\nprobe\n%prep\n%build\n\
 echo \"ROOT-PROBE sh: $(rpm -qf --qf '%%{NAME}' /usr/bin/sh 2>&1)\"\n\
 echo \"ROOT-PROBE dnf: $(test -e /usr/bin/dnf && echo present || echo absent)\"\n\
 echo \"ROOT-PROBE uid: $(id -u)\"\necho \"ROOT-PROBE topdir: %{_topdir} cwd: $PWD\"\n\
 echo \"ROOT-PROBE rpm %%post saw /dev/null: $(cat /var/lib/rpm-post-dev-null 2>&1)\"\n\
 echo \"ROOT-PROBE /dev/null now: $(test -c /dev/null && echo device || echo 'not a device')\"\n\
-echo \"ROOT-PROBE /dev/shm: $(echo x > /dev/shm/root-probe && echo writable)\"\n%files\n";
+echo \"ROOT-PROBE /dev/shm: $(echo x > /dev/shm/root-probe && echo writable)\"\n\
+echo \"ROOT-PROBE fd: $(ls /proc/self/fd 2>&1 | head -1)\"\n\
+echo \"ROOT-PROBE cpuinfo: $(cat /proc/cpuinfo 2>&1 | head -1 | cut -c1-9)\"\n\
+echo \"ROOT-PROBE process substitution: $(bash -c 'cat <(echo ok)' 2>&1)\"\n\
+echo \"ROOT-PROBE ps: $(ps -e -o comm= 2>&1 | tr '\\n' ' ')\"\n\
+echo \"ROOT-PROBE ps pids: $(ps -e -o pid= 2>&1 | wc -l)\"\n\
+echo \"ROOT-PROBE /sys: $(test -d /sys/class && echo mounted) $(touch /sys/root-probe 2>/dev/null && echo writable || echo read-only)\"\n\
+echo \"ROOT-PROBE /proc/sys: $( (echo probe > /proc/sys/kernel/domainname) 2>/dev/null && echo writable || echo 'not writable')\"\n\
+echo \"ROOT-PROBE sysrq-trigger: $( (echo h > /proc/sysrq-trigger) 2>/dev/null && echo writable || echo 'not writable')\"\n\
+%files\n";
 
 #[tokio::test]
 async fn installroot_build_steps_run_chrooted_in_the_installroot() {
+    // The test image has no mount(8), so the first installroot run mounts /proc with the
+    // python3 fallback; the second gets the host's util-linux mount bound in, as a Fedora
+    // image has it, and takes the mount(8) path.
+    let has_mount = std::process::Command::new("podman")
+        .args(["run", "--rm", "--network=none", IMAGE, "sh", "-c"])
+        .arg("command -v mount")
+        .status()
+        .unwrap();
+    assert!(
+        !has_mount.success(),
+        "{IMAGE} has mount(8) now: the python3 path is untested"
+    );
+    let host_mount = Mount {
+        source: PathBuf::from("/usr/bin/mount"),
+        target: PathBuf::from("/usr/local/bin/mount"),
+        read_only: true,
+    };
     let sources = tempfile::tempdir().unwrap();
     std::fs::write(sources.path().join("root-probe.spec"), ROOT_PROBE_SPEC).unwrap();
     let mut logs = Vec::new();
-    for (mode, repos) in [
-        (BuildrootMode::Installroot, vec![distro_url().to_owned()]),
+    let distro = || vec![distro_url().to_owned()];
+    for (case, mode, repos, mounts, installroot_proc) in [
+        (
+            "python3",
+            BuildrootMode::Installroot,
+            distro(),
+            Vec::new(),
+            true,
+        ),
+        (
+            "mount",
+            BuildrootMode::Installroot,
+            distro(),
+            vec![host_mount],
+            true,
+        ),
+        // installroot_proc = false: a plain chroot, as before /proc was mounted.
+        (
+            "no-proc",
+            BuildrootMode::Installroot,
+            distro(),
+            Vec::new(),
+            false,
+        ),
         // The control: the same probe in image mode sees the image.
-        (BuildrootMode::Image, Vec::new()),
+        ("image", BuildrootMode::Image, Vec::new(), Vec::new(), true),
     ] {
         let work = tempfile::tempdir().unwrap();
         let srpm = build_srpm_from(sources.path(), "root-probe", &work.path().join("work"));
         let settings = BuildrootSettings {
             mode,
+            mounts,
+            installroot_proc,
             ..BuildrootSettings::default()
         };
         let mut buildroot = Buildroot::init(
-            containers(&format!("probe-{mode}")),
+            containers(&format!("probe-{case}")),
             spec(work.path(), "noarch", repos, settings),
             None,
         )
         .await
-        .unwrap();
+        .unwrap_or_else(|e| {
+            let root_log = std::fs::read_to_string(work.path().join("logs/root.log"));
+            panic!("{case}: {e}\n{root_log:?}")
+        });
         let result = buildroot.build_rpms(&srpm).await;
         let log_dir = buildroot.logs().dir().to_path_buf();
         buildroot.release().await.unwrap();
         let build_log = read(log_dir.join("build.log"));
-        result.unwrap_or_else(|e| panic!("{mode}: {e}\n{build_log}"));
+        result.unwrap_or_else(|e| panic!("{case}: {e}\n{build_log}"));
         logs.push(build_log);
     }
-    let [installroot, image] = &logs[..] else {
+    let [python3, mount, no_proc, image] = &logs[..] else {
         unreachable!()
     };
-    // rpmbuild reads the installroot's rpmdb (dash owns /bin/sh there) and its files (no dnf:
-    // the repo has none), as build_user, with the buildroot's %_topdir.
-    for line in [
-        "ROOT-PROBE sh: dash",
-        "ROOT-PROBE dnf: absent",
-        "ROOT-PROBE uid: 1000",
-        "ROOT-PROBE topdir: /builddir/build cwd: /builddir/build/BUILD",
-        // The repo's rpm package has a %post: rpm ran it chrooted during the group install,
-        // and it found mock's /dev/null there already.
-        "ROOT-PROBE rpm %post saw /dev/null: device",
-        "ROOT-PROBE /dev/null now: device",
-        "ROOT-PROBE /dev/shm: writable",
-    ] {
-        assert!(installroot.contains(line), "{line} missing:\n{installroot}");
+    // The probe can tell: without the mounts the same %build finds no /proc.
+    assert!(no_proc.contains("ROOT-PROBE sh: dash"), "{no_proc}");
+    assert!(!no_proc.contains("ROOT-PROBE fd: 0"), "{no_proc}");
+    assert!(
+        !no_proc.contains("ROOT-PROBE process substitution: ok"),
+        "{no_proc}"
+    );
+    for installroot in [python3, mount] {
+        // rpmbuild reads the installroot's rpmdb (dash owns /bin/sh there) and its files (no
+        // dnf: the repo has none), as build_user, with the buildroot's %_topdir.
+        for line in [
+            "ROOT-PROBE sh: dash",
+            "ROOT-PROBE dnf: absent",
+            "ROOT-PROBE uid: 1000",
+            "ROOT-PROBE topdir: /builddir/build cwd: /builddir/build/BUILD",
+            // The repo's rpm package has a %post: rpm ran it chrooted during the group
+            // install, and it found mock's /dev/null there already.
+            "ROOT-PROBE rpm %post saw /dev/null: device",
+            "ROOT-PROBE /dev/null now: device",
+            "ROOT-PROBE /dev/shm: writable",
+            // /proc and /sys are mounted, as mock mounts them.
+            "ROOT-PROBE fd: 0",
+            "ROOT-PROBE cpuinfo: processor",
+            "ROOT-PROBE process substitution: ok",
+            "ROOT-PROBE /sys: mounted read-only",
+            // The build user cannot change the kernel through them.
+            "ROOT-PROBE /proc/sys: not writable",
+            "ROOT-PROBE sysrq-trigger: not writable",
+        ] {
+            assert!(installroot.contains(line), "{line} missing:\n{installroot}");
+        }
+        // ps sees the container's pid namespace, which holds this build alone: its init,
+        // the build's own processes and ps itself; none of the host's (this test, podman).
+        let ps = probe_value(installroot, "ROOT-PROBE ps: ");
+        let commands: Vec<&str> = ps.split_whitespace().collect();
+        assert!(commands.contains(&"ps"), "{ps}");
+        assert!(commands.contains(&"rpmbuild"), "{ps}");
+        // The container's own: its init (podman-init) and its main process (sleep).
+        assert!(commands.contains(&"podman-init"), "{ps}");
+        for host in ["podman", "conmon", "cargo", "systemd", "runc", "crun"] {
+            assert!(!commands.contains(&host), "{host} in {ps}");
+        }
+        assert!(
+            !commands.iter().any(|c| c.starts_with("buildroot-")),
+            "{ps}"
+        );
+        let pids: usize = probe_value(installroot, "ROOT-PROBE ps pids: ")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!((3..20).contains(&pids), "{pids} processes: {ps}");
     }
     assert!(image.contains("ROOT-PROBE dnf: present"), "{image}");
     assert!(!image.contains("ROOT-PROBE sh: dash"), "{image}");
+}
+
+/// The rest of the line after `prefix` in a build log.
+fn probe_value<'a>(log: &'a str, prefix: &str) -> &'a str {
+    log.lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{log}"))
 }
 
 #[tokio::test]
@@ -1097,7 +1195,10 @@ async fn installroot_rebuilds_an_srpm_in_an_srpm_build_installroot() {
         rpm_query(&output.srpm)
     );
     assert!(read(log_dir.join("root.log")).contains("install @srpm-build"));
-    assert!(build_log.contains("'--root=/buildroot'"), "{build_log}");
+    assert!(
+        build_log.contains("--root=$R --wd=/builddir"),
+        "{build_log}"
+    );
     // @srpm-build is smaller than @build: no compiler, no python.
     let names = assert_only_repo_rpms(&installed);
     assert!(names.iter().any(|n| n == "rpm"), "{names:?}");

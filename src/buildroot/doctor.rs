@@ -8,7 +8,8 @@ use crate::doctor::Check;
 use super::BuildrootSettings;
 
 /// `build_network` must be one the engine can give, and the host must allow the unprivileged
-/// user namespaces the network isolation of the build step rests on.
+/// user namespaces the network isolation of the build step (and installroot mode's chroot and
+/// `/proc`) rest on.
 pub fn doctor_checks(config: &crate::config::Config) -> Vec<Check> {
     let mut checks = Vec::new();
     match BuildrootSettings::from_config(config) {
@@ -24,7 +25,10 @@ pub fn doctor_checks(config: &crate::config::Config) -> Vec<Check> {
                     settings.build_user.gid
                 ),
             ));
-            if settings.build_network == super::BuildNetwork::Isolated {
+            // installroot mode enters the root through a user namespace whatever the network.
+            if settings.build_network == super::BuildNetwork::Isolated
+                || settings.mode == super::BuildrootMode::Installroot
+            {
                 checks.push(user_namespaces_check(Path::new("/proc/sys")));
             }
         }

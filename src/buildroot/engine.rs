@@ -532,7 +532,20 @@ impl Buildroot {
     /// What mock adds to a fresh chroot after the install: the build user's passwd entry (and
     /// the base dirs and nodes again, see [`installroot_base_script`]).
     async fn finish_installroot(&mut self) -> Result<(), BuildrootError> {
-        let script = installroot_setup_script(self.spec.settings.build_user);
+        let mut script = installroot_setup_script(self.spec.settings.build_user);
+        if self.spec.settings.installroot_proc {
+            // Every build step enters the root this way; a missing tool in the image (see
+            // INSTALLROOT_MOUNTS) or a refused mount fails init here, with its message in
+            // root.log, rather than the first rpmbuild with a bare exit status.
+            let probe = self.installroot_argv(
+                &format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_PROBE}"),
+                Vec::new(),
+            );
+            script.push_str(&format!(
+                "if ! {}; then echo 'koji-adjutant: the build user cannot mount /proc and /sys into the installroot (see above); if the host refuses the mount, set installroot_proc = false in [adjutant]' >&2; exit 1; fi\n",
+                probe.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+            ));
+        }
         self.expect_success(Step {
             name: "installroot-setup",
             argv: sh(&script),
@@ -943,6 +956,12 @@ impl Buildroot {
     /// The argv that runs `command` as `build_user`, inside the buildroot and, unless the
     /// site allows it, in an empty network namespace. An unprivileged user namespace owns
     /// that network namespace, so the container needs no CAP_SYS_ADMIN.
+    ///
+    /// In installroot mode the step gets two nested user namespaces: the outer one maps the
+    /// build user to root and owns a new mount namespace, where [`INSTALLROOT_MOUNTS`]
+    /// rbinds the container's `/proc` and `/sys` into the root (a fresh proc mount is refused
+    /// there: podman's masked and read-only paths make `/proc` not "fully visible"); the inner
+    /// one maps the build user back to its own uid and chroots.
     fn builder_argv(&self, command: Vec<String>, in_root: bool) -> Vec<String> {
         let settings = &self.spec.settings;
         let user = settings.build_user;
@@ -955,22 +974,49 @@ impl Buildroot {
         ];
         let isolated = settings.build_network == BuildNetwork::Isolated;
         let installroot = in_root && settings.mode == BuildrootMode::Installroot;
+        if installroot && settings.installroot_proc {
+            return self
+                .installroot_argv(&format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_ENTER}"), command);
+        }
         if isolated || installroot {
-            argv.extend([
-                "unshare".to_owned(),
-                "--user".to_owned(),
-                "--map-current-user".to_owned(),
-            ]);
+            argv.extend(["unshare", "--user", "--map-current-user"].map(str::to_owned));
             if isolated {
                 argv.push("--net".to_owned());
             }
             if installroot {
+                // installroot_proc = false: a plain chroot, /proc and /sys stay empty.
                 argv.push(format!("--root={INSTALLROOT}"));
                 argv.push("--wd=/builddir".to_owned());
             }
             argv.push("--".to_owned());
         }
         argv.extend(command);
+        argv
+    }
+
+    /// `setpriv … unshare --user --map-root-user [--net] --mount -- sh -c SCRIPT _ UID GID ARGS…`:
+    /// `script` runs as root of the build user's own user namespace, in its own mount
+    /// namespace.
+    fn installroot_argv(&self, script: &str, args: Vec<String>) -> Vec<String> {
+        let settings = &self.spec.settings;
+        let user = settings.build_user;
+        let mut argv = vec![
+            "setpriv".to_owned(),
+            format!("--reuid={}", user.uid),
+            format!("--regid={}", user.gid),
+            "--clear-groups".to_owned(),
+            "--".to_owned(),
+        ];
+        argv.extend(["unshare", "--user", "--map-root-user"].map(str::to_owned));
+        if settings.build_network == BuildNetwork::Isolated {
+            argv.push("--net".to_owned());
+        }
+        argv.extend(["--mount", "--", "sh", "-c"].map(str::to_owned));
+        argv.push(script.to_owned());
+        argv.push("koji-adjutant-enter".to_owned());
+        argv.push(user.uid.to_string());
+        argv.push(user.gid.to_string());
+        argv.extend(args);
         argv
     }
 
@@ -1167,6 +1213,48 @@ fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
     )
 }
 
+/// The start of every installroot build step's script, run by the build user as root of its
+/// own user namespace, in its own mount namespace (`unshare --user --map-root-user --mount`),
+/// with the uid, gid and command as arguments: gives the installroot mock's `/proc` and
+/// `/sys`. [`INSTALLROOT_ENTER`] then drops to the build user's uid in a nested user namespace
+/// and chroots.
+///
+/// `--rbind` of the container's own mounts, because a fresh `mount -t proc` is refused
+/// (EPERM, also with `subset=pid` or read-only) while podman's masked and read-only paths
+/// hide parts of the container's `/proc`. The rbind carries those submounts along, locked
+/// (this user namespace is less privileged than the one that mounted them), so
+/// `/proc/sys` stays read-only, the masked files stay masked, and `/sys` stays read-only.
+/// The pid namespace is the container's, which holds this one build: a new one would need
+/// that fresh proc mount. `mount` (util-linux) is preferred; an image without it (Debian's
+/// minimal rootfs) uses python3's ctypes, which dnf 4 brings.
+const INSTALLROOT_MOUNTS: &str = r#"R=/buildroot uid=$1 gid=$2
+shift 2
+if command -v mount >/dev/null 2>&1; then
+  mount --rbind /proc $R/proc && mount --rbind /sys $R/sys || exit 96
+elif command -v python3 >/dev/null 2>&1; then
+  python3 -c 'import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for fs in ("/proc", "/sys"):
+    # MS_BIND | MS_REC
+    if libc.mount(fs.encode(), (sys.argv[1] + fs).encode(), None, 4096 | 16384, None) != 0:
+        sys.exit("koji-adjutant: mount --rbind %s %s%s: %s" % (fs, sys.argv[1], fs, os.strerror(ctypes.get_errno())))' $R || exit 96
+else
+  echo "koji-adjutant: cannot mount /proc and /sys into the installroot: the image has neither mount (util-linux) nor python3" >&2
+  exit 96
+fi
+"#;
+
+/// After [`INSTALLROOT_MOUNTS`]: the build user again, chrooted.
+const INSTALLROOT_ENTER: &str =
+    r#"exec unshare --user --map-user=$uid --map-group=$gid --root=$R --wd=/builddir -- "$@""#;
+
+/// After [`INSTALLROOT_MOUNTS`], at init: the mounts are there and the image's unshare can map
+/// the build user back (`--map-user` is util-linux ≥ 2.38). Runs nothing from the root, which
+/// may not have a shell yet.
+const INSTALLROOT_PROBE: &str = "test -d $R/proc/self/fd && test -d $R/sys/class || \
+{ echo \"koji-adjutant: /proc or /sys is not mounted in $R\" >&2; exit 96; }
+exec unshare --user --map-user=$uid --map-group=$gid -- true";
+
 /// The setup step's exit status when the network isolation probe failed.
 const ISOLATION_FAILED: i32 = 97;
 
@@ -1241,6 +1329,7 @@ pub(crate) fn settings_from_config(
         build_network,
         rpmbuild_timeout: kojid.rpmbuild_timeout.as_duration(),
         yum_proxy: kojid.yum_proxy.clone(),
+        installroot_proc: adjutant.installroot_proc,
         mounts: adjutant
             .container_mounts
             .0
@@ -1332,6 +1421,9 @@ mod tests {
         assert_eq!(s.mode, BuildrootMode::Installroot);
         assert_eq!(s.buildroot_network, NetworkMode::Host);
         assert_eq!(s.build_network, BuildNetwork::Isolated);
+        assert!(s.installroot_proc);
+        let s = settings("[adjutant]\ninstallroot_proc = false\n").unwrap();
+        assert!(!s.installroot_proc);
     }
 
     #[test]
@@ -1448,11 +1540,35 @@ mod tests {
         );
         buildroot.spec.settings.mode = BuildrootMode::Installroot;
         buildroot.spec.settings.build_network = BuildNetwork::SameAsBuildroot;
+        let argv = buildroot.builder_argv(vec!["rpmbuild".into()], true);
+        assert_eq!(
+            argv[..11].join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-root-user --mount -- sh"
+        );
+        assert_eq!(argv[11], "-c");
+        assert_eq!(argv[12], format!("{INSTALLROOT_MOUNTS}{INSTALLROOT_ENTER}"));
+        assert!(INSTALLROOT_MOUNTS.starts_with(&format!("R={INSTALLROOT} ")));
+        assert_eq!(
+            argv[13..].join(" "),
+            "koji-adjutant-enter 1000 1000 rpmbuild"
+        );
+        buildroot.spec.settings.build_network = BuildNetwork::Isolated;
+        assert_eq!(
+            buildroot.builder_argv(vec!["rpmbuild".into()], true)[..11].join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-root-user --net --mount --"
+        );
+        buildroot.spec.settings.installroot_proc = false;
         assert_eq!(
             buildroot
                 .builder_argv(vec!["rpmbuild".into()], true)
                 .join(" "),
-            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --root=/buildroot --wd=/builddir -- rpmbuild"
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --net --root=/buildroot --wd=/builddir -- rpmbuild"
+        );
+        buildroot.spec.settings.installroot_proc = true;
+        // Outside the root (the setup step's isolation probe) nothing is mounted.
+        assert_eq!(
+            buildroot.builder_argv(vec!["true".into()], false).join(" "),
+            "setpriv --reuid=1000 --regid=1000 --clear-groups -- unshare --user --map-current-user --net -- true"
         );
         assert_eq!(
             buildroot.dnf_argv(&["install", "@build"]).join(" "),

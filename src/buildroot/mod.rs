@@ -132,6 +132,8 @@ pub struct BuildrootSettings {
     /// kojid's `yum_proxy`, written into the dnf config.
     pub yum_proxy: Option<String>,
     pub limits: ResourceLimits,
+    /// `installroot_proc`: the build steps get `/proc` and `/sys` in the installroot.
+    pub installroot_proc: bool,
     /// Extra bind mounts (operator's `container_mounts`).
     pub mounts: Vec<Mount>,
     pub selinux_label: SelinuxLabel,
@@ -159,6 +161,7 @@ impl Default for BuildrootSettings {
             install_timeout: Duration::from_secs(4 * 3600),
             yum_proxy: None,
             limits: ResourceLimits::default(),
+            installroot_proc: true,
             mounts: Vec::new(),
             selinux_label: SelinuxLabel::Private,
             pull_policy: PullPolicy::IfNotPresent,

@@ -348,6 +348,8 @@ settings! {
     worker_id: Option<String> = None, secret false, containers "";
     /// How buildroots are made: `image` (from the task image) or `installroot` (install the build group into an empty root, as mock does).
     buildroot_mode: BuildrootMode = Some("image"), secret false, containers "";
+    /// `installroot` mode: give the build steps the container's `/proc` and `/sys` in the root, as mock does (a bind mount in the build user's own namespaces; no capability is added). `false` leaves them empty directories, for a host whose security policy refuses that mount (init says so).
+    installroot_proc: bool = Some("true"), secret false, containers "";
     /// Where the repo tasks run createrepo_c, mergerepo_c and dnf: `container` (a read-only-topdir tool container) or `host` (the host's binaries, as the unprivileged tool user, without container isolation).
     repo_tools: RepoTools = Some("container"), secret false, containers "`host` needs createrepo_c/mergerepo_c on the worker; see docs/repo-tasks.md for the trade-off.";
     /// `image` mode: report the rpms that came with the task image in setBuildRootList as rpms of this hub external repo, given as `ID:NAME[:URL]` (`koji list-external-repos`); unset leaves them out of the list and only in `image_rpms.log`.

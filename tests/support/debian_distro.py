@@ -33,8 +33,8 @@ SRPM_BUILD_GROUP = [
     "xz-utils", "filesystem",
 ]
 # In the repo, not in a group: only a package's BuildRequires brings them in (the C test
-# package's gcc and make).
-EXTRA = ["gcc", "make", "libc6-dev"]
+# package's gcc and make, the root probe's procps for `ps`).
+EXTRA = ["gcc", "make", "libc6-dev", "procps"]
 # Debian only Recommends libc6-dev; Fedora's gcc Requires glibc-devel, and a compiler without
 # libc headers builds nothing.
 ADD_REQUIRES = {"gcc-12": ["libc6-dev"]}
