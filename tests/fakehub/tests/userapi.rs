@@ -21,7 +21,6 @@ async fn hub() -> (FakeHub, BuildSide) {
     .await
     .unwrap();
     let side = BuildSide::install(&hub);
-    side.install_tag_methods(&hub);
     let build_tag = side.add_tag("dist-build", "x86_64", None);
     let dest_tag = side.add_tag("dist-dest", "", None);
     side.add_target("dist", build_tag, dest_tag);
