@@ -685,7 +685,8 @@ impl BuildSide {
     }
 }
 
-fn build_state_name(state: i64) -> &'static str {
+/// `koji.BUILD_STATES` names.
+pub(crate) fn build_state_name(state: i64) -> &'static str {
     match state {
         0 => "BUILDING",
         1 => "COMPLETE",
