@@ -160,7 +160,6 @@ impl World {
         let topdir = hub.topdir();
         open_up(&topdir);
         let side = BuildSide::install(&hub);
-        side.install_tag_methods(&hub);
         let build_tag = side.add_tag("dist-build", "x86_64", None);
         let dest_tag = side.add_tag("dist-dest", "", None);
         side.add_target("dist", build_tag, dest_tag);
@@ -181,6 +180,7 @@ impl World {
             state: 1,
             create_event,
             create_ts: 1.0,
+            ..Default::default()
         });
         let (addr, _server) = serve_topurl(topdir.clone()).await.unwrap();
         let topurl = format!("http://{addr}");

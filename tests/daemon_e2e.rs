@@ -78,7 +78,7 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
         repo_side.import_rpm(&rpm, world.build_tag, None).unwrap();
     }
     assert!(
-        world.hub.with_state(|s| s.repos.is_empty()),
+        world.hub.with_world(|w| w.repos.is_empty()),
         "no repo before newRepo"
     );
 
@@ -153,6 +153,242 @@ async fn a_repo_made_by_the_daemons_new_repo_serves_the_daemons_next_build() {
     }
     assert!(daemon.containers().is_empty(), "no container is left");
     daemon.assert_took_every_task_at_once();
+}
+
+/// The Koji loop, as kojihub runs it with one database: the daemon builds `loop-a` into
+/// `dist-dest` (which `dist-build` inherits); a `newRepo` of `dist-build` through the daemon
+/// then has loop-a's RPM (pkglist, rpmlist, repodata); a build of `loop-b`, whose spec
+/// `BuildRequires: loop-a` and whose %build reads a file loop-a ships, succeeds in a buildroot
+/// from that repo, and its buildroot list names loop-a with the payload hash the hub imported.
+#[actix_rt::test]
+async fn a_build_the_daemon_completes_is_in_the_next_repo_and_satisfies_the_next_builds_buildrequires()
+ {
+    let (world, repo_side) = World::new(true).await;
+    let repo_side = repo_side.expect("the repo side is installed");
+    let topdir = world.hub.topdir();
+    std::fs::create_dir_all(topdir.join("repos")).unwrap();
+    open_up(&topdir.join("repos"));
+    let stubs = ["stub-build-tools", "stub-shell"];
+    repo_side.with_tag(world.build_tag, |t| {
+        for group in ["build", "srpm-build"] {
+            t.groups.insert(
+                group.into(),
+                stubs.iter().map(|s| (*s).to_owned()).collect(),
+            );
+        }
+        // kojihub's usual layout: the build tag inherits the destination tag.
+        t.parents.push((world.dest_tag, 0));
+    });
+    for package in ["loop-a", "loop-b"] {
+        world.side.add_package(world.dest_tag, package, false);
+    }
+    let rpmdir = tempfile::tempdir().unwrap();
+    for stub in stubs {
+        let rpm = build_stub_rpm(stub, rpmdir.path());
+        repo_side.import_rpm(&rpm, world.build_tag, None).unwrap();
+    }
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sources.path().join("loop-a.spec"),
+        "Name: loop-a\nVersion: 1.0\nRelease: 1%{?dist}\nSummary: the first half of the loop\n\
+         License: MIT\nBuildArch: noarch\n%description\nships a marker\n%prep\n%build\n\
+         %install\nmkdir -p %{buildroot}/usr/share/loop-a\n\
+         echo made-by-loop-a > %{buildroot}/usr/share/loop-a/marker\n\
+         %files\n/usr/share/loop-a/marker\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sources.path().join("loop-b.spec"),
+        "Name: loop-b\nVersion: 1.0\nRelease: 1%{?dist}\nSummary: needs loop-a to build\n\
+         License: MIT\nBuildArch: noarch\nBuildRequires: loop-a\n%description\nneeds loop-a\n\
+         %prep\n%build\ngrep made-by-loop-a /usr/share/loop-a/marker\n%files\n",
+    )
+    .unwrap();
+    let srpms = tempfile::tempdir().unwrap();
+    let srpm_a = build_srpm_from(sources.path(), "loop-a", srpms.path());
+    let srpm_b = build_srpm_from(sources.path(), "loop-b", srpms.path());
+
+    let daemon = Daemon::start(&world.hub, &world.topurl, "loop");
+    let new_repo = || {
+        world
+            .hub
+            .create_task(NewTask::new(
+                "newRepo",
+                vec![Value::String("dist-build".to_owned())],
+            ))
+            .unwrap()
+    };
+
+    // The first repo: the stubs only.
+    let first = new_repo();
+    let state = daemon
+        .wait_done(&world.hub, first, Duration::from_secs(300))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    let first_repo = world.result_of(first)[0].as_i64().unwrap();
+
+    // Build A: imported by host.completeBuild, tagged into dist-dest by host.tagBuild.
+    let build_a = world.submit_srpm(&srpm_a, json!({}));
+    let state = daemon
+        .wait_done(&world.hub, build_a, Duration::from_secs(400))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    world.check_successful_build(build_a, false, "noarch", "dist-build");
+    let (a_rpm, a_relpath, a_payloadhash) = world.side.with_world(|w| {
+        let build = w
+            .builds
+            .values()
+            .find(|b| b.task_id == Some(build_a))
+            .expect("build A");
+        let rpm = w
+            .rpms
+            .values()
+            .find(|r| r.build_id == build.id && r.arch == "noarch")
+            .unwrap_or_else(|| panic!("completeBuild stored A's RPM: {:?}", w.rpms));
+        (rpm.nvra(), rpm.relpath(), rpm.payloadhash.clone())
+    });
+    assert!(a_rpm.starts_with("loop-a-1.0-1.e2e.noarch"), "{a_rpm}");
+    assert_eq!(
+        a_relpath,
+        format!("packages/loop-a/1.0/1.e2e/noarch/{a_rpm}.rpm"),
+        "kojihub's layout"
+    );
+    assert!(
+        topdir.join(&a_relpath).is_file(),
+        "{a_relpath} on the topdir"
+    );
+    let mut anonymous = koji_fakehub::testclient::RawClient::new(world.hub.url());
+    let tagged = anonymous
+        .call(
+            "listTaggedRPMS",
+            vec![
+                Value::String("dist-build".to_owned()),
+                Value::Nil,
+                Value::Boolean(true),
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let tagged = koji_fakehub::build::to_json(&tagged);
+    assert!(
+        tagged[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "loop-a" && r["tag_name"] == "dist-build"),
+        "listTaggedRPMS(dist-build, inherit) has loop-a from dist-dest: {tagged}"
+    );
+
+    // The next repo of the build tag, by the daemon: A is in it.
+    let second = new_repo();
+    let state = daemon
+        .wait_done(&world.hub, second, Duration::from_secs(300))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    let second_repo = world.result_of(second)[0].as_i64().unwrap();
+    assert!(second_repo > first_repo);
+    assert_eq!(repo_side.repo(second_repo).unwrap().state, 1, "READY");
+    let archdir = topdir.join(format!("repos/dist-build/{second_repo}/x86_64"));
+    let pkglist = std::fs::read_to_string(archdir.join("pkglist")).unwrap();
+    assert!(
+        pkglist.contains(&format!("toplink/{a_relpath}")),
+        "A in the pkglist: {pkglist}"
+    );
+    let rpmlist = std::fs::read_to_string(archdir.join("rpmlist.jsonl")).unwrap();
+    assert!(rpmlist.contains("\"loop-a\""), "{rpmlist}");
+    let first_pkglist = std::fs::read_to_string(
+        topdir.join(format!("repos/dist-build/{first_repo}/x86_64/pkglist")),
+    )
+    .unwrap();
+    assert!(!first_pkglist.contains("loop-a"), "{first_pkglist}");
+    let primary = repodata_primary(&archdir.join("repodata"));
+    assert!(
+        primary.contains("<name>loop-a</name>"),
+        "A in the repodata's primary.xml"
+    );
+
+    // Build B, which needs A: its buildroot comes from the second repo and installs A.
+    let build_b = world.submit_srpm(&srpm_b, json!({}));
+    let state = daemon
+        .wait_done(&world.hub, build_b, Duration::from_secs(400))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    let arch_task = world
+        .children(build_b)
+        .into_iter()
+        .find(|t| t.method == "buildArch")
+        .unwrap();
+    let root_log =
+        String::from_utf8_lossy(&world.hub.task_output(arch_task.id, "root.log").unwrap())
+            .into_owned();
+    assert!(
+        root_log.contains("loop-a"),
+        "loop-a installed in B's buildroot:\n{root_log}"
+    );
+    let build_log =
+        String::from_utf8_lossy(&world.hub.task_output(arch_task.id, "build.log").unwrap())
+            .into_owned();
+    assert!(
+        build_log.contains("made-by-loop-a"),
+        "B's %build read A's file:\n{build_log}"
+    );
+    let buildroot = world
+        .hub
+        .buildroots()
+        .into_iter()
+        .find(|br| br.task_id == Some(arch_task.id))
+        .expect("B's buildArch buildroot");
+    assert_eq!(buildroot.repo_id, second_repo, "B builds from the new repo");
+    let listed = koji_fakehub::build::to_json(&Value::Array(buildroot.rpms.clone()));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "loop-a" && r["payloadhash"] == a_payloadhash.as_str()),
+        "setBuildRootList names A with the imported payload hash: {listed}"
+    );
+    world.side.with_world(|w| {
+        let b = w
+            .builds
+            .values()
+            .find(|b| b.task_id == Some(build_b))
+            .expect("build B");
+        assert_eq!(b.state, koji_fakehub::build::BUILD_COMPLETE, "{}", b.nvr());
+    });
+    assert!(daemon.containers().is_empty(), "no container is left");
+}
+
+/// The uncompressed `primary.xml` of a repodata dir (createrepo_c compresses it with gzip,
+/// xz or zstd, depending on its version).
+fn repodata_primary(repodata: &Path) -> String {
+    let primary = std::fs::read_dir(repodata)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("primary.xml"))
+        })
+        .unwrap_or_else(|| panic!("no primary.xml in {}", repodata.display()));
+    let name = primary.to_string_lossy().into_owned();
+    let tool = if name.ends_with(".gz") {
+        "gzip"
+    } else if name.ends_with(".xz") {
+        "xz"
+    } else if name.ends_with(".zst") {
+        "zstd"
+    } else {
+        return std::fs::read_to_string(&primary).unwrap();
+    };
+    let output = std::process::Command::new(tool)
+        .arg("-dc")
+        .arg(&primary)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} -dc {name}: {e}"));
+    assert!(output.status.success(), "{tool} -dc {name}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The methods the daemon's main session called, in order (`login` as kojid's `sslLogin`: the

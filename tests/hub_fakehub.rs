@@ -699,6 +699,7 @@ async fn subtasks_children_output_and_buildroots() {
         state: 1,
         create_event: 38,
         create_ts: 1795723265.1,
+        ..Default::default()
     });
     let buildroot = client
         .host_new_build_root(1, "x86_64", Some(parent))

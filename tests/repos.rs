@@ -415,9 +415,9 @@ async fn external_repos_merge_in_each_mode_with_pkgorigins() {
         let rpms = world.workdir.path().join(format!("rpms-{mode}"));
         let own = build_rpm(&rpms, "hello", "2.0", "x86_64", &[]);
         world.side.import_rpm(&own, tag, None).unwrap();
-        world
-            .side
-            .with_tag(tag, |t| t.blocked.push("ext-blocked".into()));
+        world.side.with_tag(tag, |t| {
+            t.packages.insert("ext-blocked".into(), true);
+        });
         world
             .side
             .add_external_repo(tag, &format!("ext-{mode}"), &url, mode, None);

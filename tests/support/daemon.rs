@@ -318,18 +318,10 @@ impl World {
         hub.with_state(|s| s.next_task_id = s.next_task_id.max(base));
         let topdir = hub.topdir();
         open_up(&topdir);
+        // Both sides share the hub's one Koji database: the tags made here, the builds the
+        // daemon completes and tags, and the repos its newRepo tasks make.
         let side = BuildSide::install(&hub);
-        let repo_side = if with_repo_side {
-            // Both sides define getTag/getRepo/repoInfo/getExternalRepoList. The repo side's
-            // answer the newRepo task; they are registered last so that they win, and the tags
-            // are added to both sides in the same order so that their ids agree. The build
-            // side's own methods (target, build config, buildroots) read its tags by the
-            // same ids, and its repo checks read `hub.repos`, which repoInit/repoDone keep.
-            Some(RepoSide::install(&hub))
-        } else {
-            side.install_tag_methods(&hub);
-            None
-        };
+        let repo_side = with_repo_side.then(|| RepoSide::install(&hub));
         let build_tag = side.add_tag("dist-build", "x86_64", None);
         let dest_tag = side.add_tag("dist-dest", "", None);
         side.add_target("dist", build_tag, dest_tag);
@@ -341,10 +333,6 @@ impl World {
                 tag.extra.insert("rpm.macro.dist".into(), json!(".e2e"));
             }
         });
-        if let Some(repo_side) = &repo_side {
-            assert_eq!(repo_side.add_tag("dist-build", &["x86_64"]), build_tag);
-            assert_eq!(repo_side.add_tag("dist-dest", &[]), dest_tag);
-        }
         let (addr, server) = serve_topurl(topdir).await.unwrap();
         (
             Self {
@@ -370,6 +358,7 @@ impl World {
             state: 1,
             create_event,
             create_ts: 1.0,
+            ..Default::default()
         });
     }
 
@@ -377,6 +366,17 @@ impl World {
     pub fn submit_build(&self, package: &str, opts: Json) -> i64 {
         let dir = self.hub.topdir().join("work/cli-build/1700000000.1.e2e");
         let srpm = build_srpm(package, &dir);
+        self.submit_srpm(&srpm, opts)
+    }
+
+    /// Copies an SRPM where `koji build` uploads it and submits a `build` task of it.
+    pub fn submit_srpm(&self, srpm: &Path, opts: Json) -> i64 {
+        let dir = self.hub.topdir().join("work/cli-build/1700000000.1.e2e");
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join(srpm.file_name().unwrap());
+        if target != srpm {
+            std::fs::copy(srpm, &target).unwrap();
+        }
         let relpath = format!(
             "cli-build/1700000000.1.e2e/{}",
             srpm.file_name().unwrap().to_string_lossy()
@@ -554,14 +554,26 @@ impl World {
         }
 
         self.side.with_world(|w| {
+            // The build of this parent task; the RPMs a test imported are builds without one.
+            let ours: Vec<_> = w
+                .builds
+                .values()
+                .filter(|b| b.task_id == Some(parent))
+                .collect();
             if scratch {
                 assert_eq!(w.scratch.len(), 1);
-                assert!(w.builds.is_empty(), "scratch builds are not imported");
+                assert!(ours.is_empty(), "scratch builds are not imported");
             } else {
-                assert_eq!(w.builds.len(), 1);
-                let build = w.builds.values().next().unwrap();
+                assert_eq!(ours.len(), 1, "{:?}", w.builds);
+                let build = ours[0];
                 assert_eq!(build.state, BUILD_COMPLETE, "{}", build.nvr());
-                assert_eq!(w.tagged, [(self.dest_tag, build.id)]);
+                let tagged: Vec<i64> = w
+                    .tagged
+                    .iter()
+                    .filter(|(_, b)| *b == build.id)
+                    .map(|(t, _)| *t)
+                    .collect();
+                assert_eq!(tagged, [self.dest_tag]);
                 // The imported files are the uploaded ones, byte for byte.
                 for file in &build.files {
                     let name = file.rsplit('/').next().unwrap();

@@ -3,12 +3,14 @@
 //! `failBuild` / `moveBuildToScratch`), tagging with notifications, the three build policies,
 //! the buildroot list rules of `setBuildRootList`, and a plain HTTP server for `topurl`.
 //!
-//! Install it with [`BuildSide::install`]; configure the world with its methods. The tag and
-//! repo getters (`getTag`, `repoInfo`, `getRepo`, `getExternalRepoList`) are registered by
-//! [`BuildSide::install_tag_methods`]; tests that also install the repo side use only one of
-//! the two.
+//! Install it with [`BuildSide::install`]; configure the world with its methods. Its tables
+//! are the hub's one [`KojiWorld`](crate::world::KojiWorld), shared with the repo side: the
+//! RPMs `host.completeBuild` imports and the builds `host.tagBuild` tags are what
+//! `listTaggedRPMS` and `host.repoInit` read. The tag and repo getters (`getTag`, `getRepo`,
+//! `repoInfo`, `getExternalRepoList`, `getFullInheritance`) come from
+//! [`crate::world::install_tag_methods`], registered once whichever side is installed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,205 +21,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::FakeHub;
 use crate::faults::HubFault;
-use crate::state::{HubState, Repo};
+use crate::state::Repo;
+use crate::world::{REPO_READY, describe, lock, read_rpm_headers};
 
-/// BUILD_STATES.
-pub const BUILD_BUILDING: i64 = 0;
-pub const BUILD_COMPLETE: i64 = 1;
-pub const BUILD_FAILED: i64 = 3;
-
-#[derive(Debug, Clone, Default)]
-pub struct FakeBuildTag {
-    pub id: i64,
-    pub name: String,
-    pub arches: String,
-    pub extra: BTreeMap<String, Json>,
-    /// Inheritance parent (first link only; enough for the tests).
-    pub parent: Option<i64>,
-    /// package name → blocked.
-    pub packages: BTreeMap<String, bool>,
-    pub extra_arches: BTreeMap<String, String>,
-    pub last_change_event: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct FakeBuild {
-    pub id: i64,
-    pub name: String,
-    pub version: String,
-    pub release: String,
-    pub epoch: Option<i64>,
-    pub state: i64,
-    pub task_id: Option<i64>,
-    pub owner: i64,
-    pub extra: Json,
-    pub source: Option<String>,
-    /// Files imported by completeBuild, relative to topdir.
-    pub files: Vec<String>,
-    pub brmap: Json,
-    pub logs: Json,
-}
-
-impl FakeBuild {
-    pub fn nvr(&self) -> String {
-        format!("{}-{}-{}", self.name, self.version, self.release)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RepoRequest {
-    pub id: i64,
-    pub tag_id: i64,
-    pub min_event: Option<i64>,
-    pub active: bool,
-}
-
-#[derive(Debug, Default)]
-pub struct BuildWorld {
-    pub tags: BTreeMap<i64, FakeBuildTag>,
-    /// target name → (id, build tag, dest tag).
-    pub targets: BTreeMap<String, (i64, i64, i64)>,
-    pub builds: BTreeMap<i64, FakeBuild>,
-    /// (tag, build) in tagging order.
-    pub tagged: Vec<(i64, i64)>,
-    pub denied_policies: BTreeSet<String>,
-    /// Every `assertPolicy`/`checkPolicy` call: (policy, data).
-    pub policy_checks: Vec<(String, Json)>,
-    pub notifications: Vec<Json>,
-    pub requests: BTreeMap<i64, RepoRequest>,
-    pub average_durations: BTreeMap<String, f64>,
-    pub scratch: Vec<(i64, Json)>,
-    /// tag id → external repo structs.
-    pub external_repos: BTreeMap<i64, Vec<Json>>,
-    next_id: i64,
-}
-
-impl BuildWorld {
-    fn next(&mut self) -> i64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    fn tag_by_value(&self, value: Option<&Value>) -> Option<&FakeBuildTag> {
-        match value? {
-            Value::Integer(id) => self.tags.get(&i64::from(*id)),
-            Value::Long(id) => self.tags.get(id),
-            Value::String(name) => self.tags.values().find(|t| &t.name == name),
-            _ => None,
-        }
-    }
-
-    fn tag_or_fault(&self, value: Option<&Value>) -> Result<&FakeBuildTag, HubFault> {
-        self.tag_by_value(value)
-            .ok_or_else(|| HubFault::generic(format!("No such tagInfo: {}", describe(value))))
-    }
-
-    /// kojihub's `get_build_config`: arches from the nearest tag that has them, extra merged
-    /// with the child winning.
-    fn build_config(&self, tag: &FakeBuildTag) -> Json {
-        let mut chain = vec![tag];
-        let mut current = tag;
-        while let Some(parent) = current.parent.and_then(|p| self.tags.get(&p)) {
-            chain.push(parent);
-            current = parent;
-        }
-        let arches = chain
-            .iter()
-            .map(|t| t.arches.as_str())
-            .find(|a| !a.is_empty())
-            .unwrap_or("");
-        let mut extra = serde_json::Map::new();
-        for link in chain.iter().rev() {
-            for (key, value) in &link.extra {
-                extra.insert(key.clone(), value.clone());
-            }
-        }
-        json!({"id": tag.id, "name": tag.name, "arches": arches, "extra": extra,
-               "locked": false, "perm": null, "perm_id": null,
-               "maven_support": false, "maven_include_all": false})
-    }
-
-    pub fn build_value(&self, build: &FakeBuild) -> Json {
-        json!({"id": build.id, "build_id": build.id, "name": build.name,
-               "package_name": build.name, "version": build.version, "release": build.release,
-               "epoch": build.epoch, "nvr": build.nvr(), "state": build.state,
-               "task_id": build.task_id, "owner_id": build.owner, "extra": build.extra,
-               "source": build.source, "draft": false})
-    }
-
-    fn build_by_value(&self, value: Option<&Value>) -> Option<&FakeBuild> {
-        match value? {
-            Value::Integer(id) => self.builds.get(&i64::from(*id)),
-            Value::Long(id) => self.builds.get(id),
-            Value::String(nvr) => self.builds.values().find(|b| &b.nvr() == nvr),
-            _ => None,
-        }
-    }
-
-    fn tag_chain(&self, tag_id: i64) -> Vec<i64> {
-        let mut chain = vec![tag_id];
-        let mut current = tag_id;
-        while let Some(parent) = self.tags.get(&current).and_then(|t| t.parent) {
-            chain.push(parent);
-            current = parent;
-        }
-        chain
-    }
-}
-
-fn describe(value: Option<&Value>) -> String {
-    match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Integer(i)) => i.to_string(),
-        Some(Value::Long(i)) => i.to_string(),
-        _ => "None".to_owned(),
-    }
-}
-
-/// JSON → XML-RPC (integers as int when they fit, like Python's marshaller).
-pub fn to_value(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Nil,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => match n.as_i64() {
-            Some(i) => i32::try_from(i)
-                .map(Value::Integer)
-                .unwrap_or(Value::Long(i)),
-            None => Value::Double(n.as_f64().unwrap_or_default()),
-        },
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
-        Json::Object(map) => {
-            Value::Struct(map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
-        }
-    }
-}
-
-pub fn to_json(value: &Value) -> Json {
-    match value {
-        Value::Nil => Json::Null,
-        Value::Boolean(b) => json!(b),
-        Value::Integer(i) => json!(i),
-        Value::Long(i) => json!(i),
-        Value::Double(f) => json!(f),
-        Value::String(s) => json!(s),
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Struct(members) => Json::Object(
-            members
-                .iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
-                .collect(),
-        ),
-        _ => Json::Null,
-    }
-}
-
-fn lock(world: &Mutex<BuildWorld>) -> std::sync::MutexGuard<'_, BuildWorld> {
-    match world.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
+pub use crate::world::{
+    BUILD_BUILDING, BUILD_COMPLETE, BUILD_FAILED, FakeBuild, FakeTag as FakeBuildTag,
+    KojiWorld as BuildWorld, RepoRequest, to_json, to_value,
+};
 
 /// A path below `base` from a work-relative path sent by a host (kojihub refuses `..`).
 fn safe_join(base: &Path, relpath: &str) -> Result<PathBuf, HubFault> {
@@ -272,9 +82,8 @@ pub struct BuildSide {
 
 impl BuildSide {
     pub fn install(hub: &FakeHub) -> Self {
-        let side = Self {
-            world: Arc::new(Mutex::new(BuildWorld::default())),
-        };
+        let side = Self { world: hub.world() };
+        crate::world::install_tag_methods(hub, &side.world);
         let w = Arc::clone(&side.world);
         hub.register_method(
             "getBuildTarget",
@@ -366,17 +175,16 @@ impl BuildSide {
             &["tag", "at_event", "min_event", "opts", "priority", "force"],
             1,
             true,
-            move |hub, _, args| {
+            move |_, _, args| {
                 let mut world = lock(&w);
                 let tag = world.tag_or_fault(args.get("tag"))?.clone();
                 let min_event = args.opt_int("min_event")?;
-                let ready = latest_repo(hub, tag.id)
-                    .filter(|r| min_event.is_none_or(|m| r.create_event >= m));
+                let ready = world.find_repo(tag.id, false, REPO_READY, None, min_event);
                 if let Some(repo) = ready {
-                    return Ok(to_value(&json!({"repo": repo_json(&repo), "request": null,
+                    return Ok(to_value(&json!({"repo": world.repo_value(repo), "request": null,
                         "duplicate": false})));
                 }
-                let id = world.next();
+                let id = world.new_id();
                 let request = RepoRequest {
                     id,
                     tag_id: tag.id,
@@ -394,16 +202,16 @@ impl BuildSide {
             &["req_id"],
             1,
             false,
-            move |hub, _, args| {
+            move |_, _, args| {
                 let world = lock(&w);
                 let id = args.int("req_id")?;
                 let request = world
                     .requests
                     .get(&id)
                     .ok_or_else(|| HubFault::generic(format!("No such repo request: {id}")))?;
-                let repo = latest_repo(hub, request.tag_id)
-                    .filter(|r| request.min_event.is_none_or(|m| r.create_event >= m));
-                Ok(to_value(&json!({"repo": repo.as_ref().map(repo_json),
+                let repo =
+                    world.find_repo(request.tag_id, false, REPO_READY, None, request.min_event);
+                Ok(to_value(&json!({"repo": repo.map(|r| world.repo_value(r)),
                     "request": {"id": id, "tag_id": request.tag_id,
                                 "min_event": request.min_event,
                                 "active": request.active && repo.is_none()}})))
@@ -472,7 +280,7 @@ impl BuildSide {
                         data
                     )));
                 }
-                let id = world.next();
+                let id = world.new_id();
                 world.builds.insert(
                     id,
                     FakeBuild {
@@ -523,23 +331,36 @@ impl BuildSide {
                         build.nvr()
                     )));
                 }
-                let mut files = Vec::new();
+                // kojihub's import_build: every file becomes an rpm row of the build, stored
+                // at packages/<name>/<version>/<release>/<arch>/, where listTaggedRPMS and
+                // repoInit find it once the build is tagged.
+                let mut sources = Vec::new();
                 for relpath in std::iter::once(&srpm).chain(rpms.iter()) {
                     let source = safe_join(&hub.topdir.join("work"), relpath)?;
-                    let file = relpath.rsplit('/').next().unwrap_or_default();
-                    let arch = rpm_arch(file);
-                    let dest = format!(
-                        "packages/{}/{}/{}/{arch}/{file}",
-                        build.name, build.version, build.release
-                    );
-                    let target = hub.topdir.join(&dest);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)
-                            .map_err(|e| HubFault::generic(e.to_string()))?;
+                    if !source.is_file() {
+                        return Err(HubFault::generic(format!("Missing upload {relpath}")));
                     }
-                    std::fs::copy(&source, &target)
-                        .map_err(|e| HubFault::generic(format!("Missing upload {relpath}: {e}")))?;
-                    files.push(dest);
+                    sources.push(source);
+                }
+                let headers = read_rpm_headers(&sources).map_err(|e| {
+                    HubFault::generic(format!("Cannot import build {}: {e}", build.nvr()))
+                })?;
+                let mut files = Vec::new();
+                for (source, header) in sources.iter().zip(&headers) {
+                    let rpm_id = world
+                        .store_rpm(
+                            &hub.topdir,
+                            source,
+                            header,
+                            Some(build_id),
+                            Some(&build.name),
+                        )
+                        .map_err(|e| {
+                            HubFault::generic(format!("Cannot import build {}: {e}", build.nvr()))
+                        })?;
+                    if let Some(rpm) = world.rpms.get(&rpm_id) {
+                        files.push(rpm.relpath());
+                    }
                 }
                 if let Some(entry) = world.builds.get_mut(&build_id) {
                     entry.state = BUILD_COMPLETE;
@@ -636,12 +457,7 @@ impl BuildSide {
                         format!("build {} not complete: state {}", build.nvr(), build.state),
                     ));
                 }
-                let listed = world
-                    .tag_chain(tag.id)
-                    .iter()
-                    .filter_map(|t| world.tags.get(t))
-                    .find_map(|t| t.packages.get(&build.name).copied());
-                match listed {
+                match world.package_listing(tag.id, &build.name) {
                     None => {
                         return Err(HubFault::new(
                             1003,
@@ -662,11 +478,8 @@ impl BuildSide {
                         format!("build {} already tagged ({})", build.nvr(), tag.name),
                     ));
                 }
-                world.tagged.push((tag.id, build.id));
                 let event = hub.next_event();
-                if let Some(t) = world.tags.get_mut(&tag.id) {
-                    t.last_change_event = event;
-                }
+                world.tag_build(tag.id, build.id, Some(event));
                 Ok(Value::Nil)
             },
         );
@@ -795,8 +608,7 @@ impl BuildSide {
                     let repo = hub
                         .buildroots
                         .get(&br_id)
-                        .and_then(|br| hub.repos.get(&br.repo_id))
-                        .cloned();
+                        .and_then(|br| lock(&hub.world).repos.get(&br.repo_id).cloned());
                     let known = repo.map(|r| repo_rpms(&hub.topdir, &r)).unwrap_or_default();
                     for rpm in items {
                         if rpm.get("external_repo").is_some_and(|e| !e.is_null()) {
@@ -826,80 +638,6 @@ impl BuildSide {
         side
     }
 
-    /// `getTag`, `repoInfo`, `getRepo`, `getExternalRepoList` from this side's tags and the
-    /// hub's repos.
-    pub fn install_tag_methods(&self, hub: &FakeHub) {
-        let w = Arc::clone(&self.world);
-        hub.register_method(
-            "getTag",
-            &["taginfo", "strict", "event", "blocked"],
-            1,
-            false,
-            move |_, _, args| {
-                let world = lock(&w);
-                match world.tag_by_value(args.get("taginfo")) {
-                    Some(tag) => {
-                        let mut config = world.build_config(tag);
-                        config["arches"] = json!(tag.arches);
-                        Ok(to_value(&config))
-                    }
-                    None if args.flag("strict", false) => Err(HubFault::generic(format!(
-                        "No such tagInfo: {}",
-                        describe(args.get("taginfo"))
-                    ))),
-                    None => Ok(Value::Nil),
-                }
-            },
-        );
-        hub.register_method(
-            "repoInfo",
-            &["repo_id", "strict"],
-            1,
-            false,
-            move |hub, _, args| {
-                let id = args.int("repo_id")?;
-                match hub.repos.get(&id) {
-                    Some(repo) => Ok(to_value(&repo_json(repo))),
-                    None if args.flag("strict", false) => {
-                        Err(HubFault::generic(format!("Repo {id} not found")))
-                    }
-                    None => Ok(Value::Nil),
-                }
-            },
-        );
-        let w = Arc::clone(&self.world);
-        hub.register_method(
-            "getRepo",
-            &["tag", "state", "event", "dist", "min_event"],
-            1,
-            false,
-            move |hub, _, args| {
-                let world = lock(&w);
-                let tag = world.tag_or_fault(args.get("tag"))?;
-                Ok(latest_repo(hub, tag.id)
-                    .map(|r| to_value(&repo_json(&r)))
-                    .unwrap_or(Value::Nil))
-            },
-        );
-        let w = Arc::clone(&self.world);
-        hub.register_method(
-            "getExternalRepoList",
-            &["tag_info", "event"],
-            1,
-            false,
-            move |_, _, args| {
-                let world = lock(&w);
-                let tag = world.tag_or_fault(args.get("tag_info"))?;
-                let list: Vec<Json> = world
-                    .tag_chain(tag.id)
-                    .iter()
-                    .flat_map(|t| world.external_repos.get(t).cloned().unwrap_or_default())
-                    .collect();
-                Ok(to_value(&Json::Array(list)))
-            },
-        );
-    }
-
     pub fn with_world<R>(&self, f: impl FnOnce(&mut BuildWorld) -> R) -> R {
         f(&mut lock(&self.world))
     }
@@ -907,14 +645,14 @@ impl BuildSide {
     /// Adds a tag; returns its id.
     pub fn add_tag(&self, name: &str, arches: &str, parent: Option<i64>) -> i64 {
         self.with_world(|w| {
-            let id = w.next();
+            let id = w.new_id();
             w.tags.insert(
                 id,
                 FakeBuildTag {
                     id,
                     name: name.to_owned(),
-                    arches: arches.to_owned(),
-                    parent,
+                    arches: arches.split_whitespace().map(str::to_owned).collect(),
+                    parents: parent.map(|p| vec![(p, 0)]).unwrap_or_default(),
                     ..FakeBuildTag::default()
                 },
             );
@@ -922,9 +660,18 @@ impl BuildSide {
         })
     }
 
+    /// Changes a tag (arches, extra, inheritance, groups, package list).
+    pub fn with_tag(&self, tag_id: i64, change: impl FnOnce(&mut FakeBuildTag)) {
+        self.with_world(|w| {
+            if let Some(tag) = w.tags.get_mut(&tag_id) {
+                change(tag);
+            }
+        });
+    }
+
     pub fn add_target(&self, name: &str, build_tag: i64, dest_tag: i64) {
         self.with_world(|w| {
-            let id = w.next();
+            let id = w.new_id();
             w.targets.insert(name.to_owned(), (id, build_tag, dest_tag));
         });
     }
@@ -938,22 +685,8 @@ impl BuildSide {
     }
 }
 
-fn latest_repo(hub: &HubState, tag_id: i64) -> Option<Repo> {
-    hub.repos
-        .values()
-        .filter(|r| r.tag_id == tag_id && r.state == 1)
-        .max_by_key(|r| r.create_event)
-        .cloned()
-}
-
-fn repo_json(repo: &Repo) -> Json {
-    json!({"id": repo.id, "tag_id": repo.tag_id, "tag_name": repo.tag_name,
-           "state": repo.state, "create_event": repo.create_event, "create_ts": repo.create_ts,
-           "dist": false, "opts": {}, "custom_opts": {}, "task_id": null,
-           "begin_event": null, "end_event": null})
-}
-
-fn build_state_name(state: i64) -> &'static str {
+/// `koji.BUILD_STATES` names.
+pub(crate) fn build_state_name(state: i64) -> &'static str {
     match state {
         0 => "BUILDING",
         1 => "COMPLETE",
@@ -962,15 +695,6 @@ fn build_state_name(state: i64) -> &'static str {
         4 => "CANCELED",
         _ => "UNKNOWN",
     }
-}
-
-/// `name-version-release.ARCH.rpm` → ARCH (`src` for SRPMs).
-fn rpm_arch(file: &str) -> String {
-    file.trim_end_matches(".rpm")
-        .rsplit('.')
-        .next()
-        .unwrap_or("noarch")
-        .to_owned()
 }
 
 /// A read-only HTTP/1.1 file server for `topurl` on 127.0.0.1: `GET /<relpath>` answers the

@@ -27,6 +27,7 @@ pub mod tasks;
 pub mod testclient;
 pub mod uploads;
 pub mod userapi;
+pub mod world;
 pub mod xmlrpc;
 
 use std::net::SocketAddr;
@@ -232,9 +233,20 @@ impl FakeHub {
     }
 
     pub fn add_repo(&self, repo: Repo) {
-        self.with_state(|s| {
-            s.repos.insert(repo.id, repo);
+        self.with_world(|w| {
+            w.repos.insert(repo.id, repo);
         });
+    }
+
+    /// The hub's Koji database, shared by the build and repo sides.
+    pub fn world(&self) -> Arc<Mutex<world::KojiWorld>> {
+        self.with_state(|s| Arc::clone(&s.world))
+    }
+
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut world::KojiWorld) -> R) -> R {
+        let world = self.world();
+        let mut guard = world::lock(&world);
+        f(&mut guard)
     }
 
     pub fn buildroots(&self) -> Vec<Buildroot> {

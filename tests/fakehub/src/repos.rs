@@ -1,18 +1,18 @@
-//! The repo side of the fake hub: tags with arches, inheritance, groups, blocked packages,
-//! tagged RPMs with signatures, external repos, and the repo records and on-disk layout that
-//! kojihub's `repo_init` / `repo_done` / `dist_repo_init` / `distRepoMove` produce
-//! (`kojihub/repos.py`).
+//! The repo side of the fake hub: tag groups, tagged RPMs with signatures, external repos,
+//! and the repo records and on-disk layout that kojihub's `repo_init` / `repo_done` /
+//! `dist_repo_init` / `distRepoMove` produce (`kojihub/repos.py`).
 //!
 //! It is installed on a running [`FakeHub`] with [`RepoSide::install`], which registers its
 //! methods as custom methods, so nothing in the built-in dispatch table changes:
-//! `getTag`, `getRepo`, `repoInfo`, `getFullInheritance`, `getExternalRepoList`,
 //! `listTaggedRPMS`, `host.repoInit`, `host.repoDone`, `host.distRepoMove`,
-//! `host.writeSignedRPM`. Tests fill the world through [`RepoSide`]'s helpers, importing real
-//! RPM files into `<topdir>/packages/<n>/<v>/<r>/<arch>/` as kojihub stores them.
+//! `host.writeSignedRPM`, plus the shared tag getters of [`crate::world::install_tag_methods`].
+//! Its tables are the hub's one [`KojiWorld`](crate::world::KojiWorld), shared with the build
+//! side, so the builds the build side completes and tags are in the next repo. Tests fill the
+//! world through [`RepoSide`]'s helpers, importing real RPM files into
+//! `<topdir>/packages/<n>/<v>/<r>/<arch>/` as kojihub stores them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use dxr::Value;
@@ -21,343 +21,15 @@ use serde_json::{Map, Value as Json, json};
 use crate::FakeHub;
 use crate::args::BoundArgs;
 use crate::faults::HubFault;
-use crate::state::{HubState, Repo};
+use crate::state::HubState;
+use crate::world::{lock, read_rpm_headers};
 use crate::xmlrpc::{as_int, truthy, vint};
 
-/// Repo states (`koji.REPO_STATES`).
-pub const REPO_INIT: i64 = 0;
-pub const REPO_READY: i64 = 1;
-pub const REPO_EXPIRED: i64 = 2;
-
-#[derive(Debug, Clone)]
-pub struct FakeTag {
-    pub id: i64,
-    pub name: String,
-    pub arches: Vec<String>,
-    pub extra: Map<String, Json>,
-    /// `(parent tag id, priority)`, in priority order.
-    pub parents: Vec<(i64, i64)>,
-    /// Group name → package names (all mandatory).
-    pub groups: BTreeMap<String, Vec<String>>,
-    pub blocked: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FakeRpm {
-    pub id: i64,
-    pub build_id: i64,
-    /// The build's (source package's) name: where kojihub keeps the file,
-    /// `packages/<build name>/<v>/<r>/`. Differs from `name` for subpackages.
-    pub build_name: String,
-    pub name: String,
-    pub version: String,
-    pub release: String,
-    pub epoch: Option<i64>,
-    pub arch: String,
-    pub size: i64,
-    pub payloadhash: String,
-    /// Signature keys (lower case hex ids) the hub knows for this RPM.
-    pub sigs: Vec<String>,
-    pub tags: Vec<i64>,
-    /// The hub draft flag; a draft in a dist repo is a BuildError.
-    pub draft: bool,
-}
-
-impl FakeRpm {
-    pub fn nvra(&self) -> String {
-        format!(
-            "{}-{}-{}.{}",
-            self.name, self.version, self.release, self.arch
-        )
-    }
-
-    /// `packages/<build name>/<v>/<r>/<arch>/<nvra>.rpm`, relative to topdir.
-    pub fn relpath(&self) -> String {
-        format!(
-            "packages/{}/{}/{}/{}/{}.rpm",
-            self.build_name,
-            self.version,
-            self.release,
-            self.arch,
-            self.nvra()
-        )
-    }
-
-    /// The signed copy kojihub writes:
-    /// `packages/<build name>/<v>/<r>/data/signed/<key>/<arch>/<nvra>.rpm`.
-    pub fn signed_relpath(&self, key: &str) -> String {
-        format!(
-            "packages/{}/{}/{}/data/signed/{key}/{}/{}.rpm",
-            self.build_name,
-            self.version,
-            self.release,
-            self.arch,
-            self.nvra()
-        )
-    }
-
-    fn info(&self, tag: Option<&FakeTag>) -> Json {
-        let mut info = json!({
-            "id": self.id,
-            "build_id": self.build_id,
-            "name": self.name,
-            "version": self.version,
-            "release": self.release,
-            "epoch": self.epoch,
-            "arch": self.arch,
-            "size": self.size,
-            "payloadhash": self.payloadhash,
-            "buildroot_id": null,
-            "external_repo_id": 0,
-            "external_repo_name": "INTERNAL",
-            "extra": null,
-            "metadata_only": false,
-            "nvr": format!("{}-{}-{}", self.name, self.version, self.release),
-            "draft": self.draft,
-        });
-        if let (Some(tag), Some(map)) = (tag, info.as_object_mut()) {
-            map.insert("tag_id".into(), json!(tag.id));
-            map.insert("tag_name".into(), json!(tag.name));
-        }
-        info
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FakeExternalRepo {
-    pub id: i64,
-    pub name: String,
-    pub url: String,
-    pub tag_id: i64,
-    pub merge_mode: String,
-    /// Space-separated arches, or none for all.
-    pub arches: Option<String>,
-    pub priority: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct FakeRepoRecord {
-    pub id: i64,
-    pub tag_id: i64,
-    pub tag_name: String,
-    pub state: i64,
-    pub create_event: i64,
-    pub create_ts: f64,
-    pub task_id: Option<i64>,
-    pub dist: bool,
-    pub opts: Json,
-}
-
-/// Everything the repo side knows.
-#[derive(Debug, Default)]
-pub struct RepoWorld {
-    pub tags: BTreeMap<i64, FakeTag>,
-    pub rpms: BTreeMap<i64, FakeRpm>,
-    pub external_repos: Vec<FakeExternalRepo>,
-    pub repos: BTreeMap<i64, FakeRepoRecord>,
-    /// `(rpm id, key)` of every `host.writeSignedRPM` call.
-    pub signed_writes: Vec<(i64, String)>,
-    next_id: i64,
-}
-
-impl RepoWorld {
-    fn next(&mut self) -> i64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    pub fn tag_by_ref(&self, value: &Value) -> Option<&FakeTag> {
-        match value {
-            Value::String(name) => self.tags.values().find(|t| &t.name == name),
-            Value::Struct(members) => members
-                .get("id")
-                .and_then(as_int)
-                .and_then(|id| self.tags.get(&id))
-                .or_else(|| match members.get("name") {
-                    Some(Value::String(name)) => self.tags.values().find(|t| &t.name == name),
-                    _ => None,
-                }),
-            other => as_int(other).and_then(|id| self.tags.get(&id)),
-        }
-    }
-
-    fn tag_or_fault(&self, value: Option<&Value>) -> Result<&FakeTag, HubFault> {
-        value
-            .and_then(|v| self.tag_by_ref(v))
-            .ok_or_else(|| HubFault::generic(format!("No such tagInfo: {}", describe(value))))
-    }
-
-    /// `readFullInheritance`: parents breadth-first with their depth, no repeats.
-    pub fn full_inheritance(&self, tag_id: i64) -> Vec<Json> {
-        let mut out = Vec::new();
-        let mut seen = vec![tag_id];
-        let mut frontier = vec![(tag_id, 1)];
-        while let Some((child, depth)) = frontier.first().copied() {
-            frontier.remove(0);
-            let Some(tag) = self.tags.get(&child) else {
-                continue;
-            };
-            for (parent_id, priority) in &tag.parents {
-                if seen.contains(parent_id) {
-                    continue;
-                }
-                seen.push(*parent_id);
-                let name = self
-                    .tags
-                    .get(parent_id)
-                    .map_or(String::new(), |t| t.name.clone());
-                out.push(json!({
-                    "parent_id": parent_id, "name": name, "child_id": child,
-                    "currdepth": depth, "nextdepth": null, "priority": priority,
-                    "maxdepth": null, "intransitive": false, "noconfig": false,
-                    "pkg_filter": "", "filter": [],
-                }));
-                frontier.push((*parent_id, depth + 1));
-            }
-        }
-        out
-    }
-
-    /// The tag and its inherited parents, in inheritance order.
-    fn tag_chain(&self, tag_id: i64) -> Vec<i64> {
-        let mut chain = vec![tag_id];
-        for entry in self.full_inheritance(tag_id) {
-            if let Some(id) = entry["parent_id"].as_i64() {
-                chain.push(id);
-            }
-        }
-        chain
-    }
-
-    /// Tagged RPMs of a tag (with inheritance when asked), latest build per package name.
-    pub fn tagged_rpms(&self, tag_id: i64, inherit: bool, latest: bool) -> Vec<&FakeRpm> {
-        let chain = if inherit {
-            self.tag_chain(tag_id)
-        } else {
-            vec![tag_id]
-        };
-        let blocked: Vec<&String> = chain
-            .iter()
-            .filter_map(|id| self.tags.get(id))
-            .flat_map(|t| t.blocked.iter())
-            .collect();
-        let sources = self.source_names();
-        // Without a known SRPM the RPM's own name stands for the package: benchmarks import
-        // the subpackages of one spec as builds of their own.
-        let package_of = |rpm: &FakeRpm| {
-            sources
-                .get(&rpm.build_id)
-                .cloned()
-                .unwrap_or_else(|| rpm.name.clone())
-        };
-        let mut chosen: Vec<&FakeRpm> = Vec::new();
-        // Package name → the tag it was first found in.
-        let mut seen_packages: BTreeMap<String, i64> = BTreeMap::new();
-        for id in &chain {
-            for rpm in self.rpms.values().filter(|r| r.tags.contains(id)) {
-                let package = package_of(rpm);
-                if blocked.contains(&&package) {
-                    continue;
-                }
-                match seen_packages.get(&package) {
-                    // A package is taken from the first tag in the chain that has it, and with
-                    // `latest` only its newest build there (highest build id, kept below).
-                    Some(tag) if latest && tag != id => continue,
-                    _ => {}
-                }
-                seen_packages.entry(package).or_insert(*id);
-                chosen.push(rpm);
-            }
-            if latest {
-                chosen.sort_by_key(|r| std::cmp::Reverse(r.build_id));
-                let mut newest: BTreeMap<String, i64> = BTreeMap::new();
-                for rpm in &chosen {
-                    newest.entry(package_of(rpm)).or_insert(rpm.build_id);
-                }
-                chosen.retain(|r| newest.get(&package_of(r)) == Some(&r.build_id));
-            }
-        }
-        chosen.sort_by_key(|r| r.id);
-        chosen
-    }
-
-    /// Build id → source package name, for the builds whose SRPM is known.
-    fn source_names(&self) -> std::collections::HashMap<i64, String> {
-        self.rpms
-            .values()
-            .filter(|r| r.arch == "src")
-            .map(|r| (r.build_id, r.name.clone()))
-            .collect()
-    }
-
-    fn repo_value(&self, repo: &FakeRepoRecord) -> Json {
-        json!({
-            "id": repo.id, "state": repo.state, "tag_id": repo.tag_id, "tag_name": repo.tag_name,
-            "create_event": repo.create_event, "create_ts": repo.create_ts,
-            "creation_time": crate::state::format_ts(repo.create_ts),
-            "begin_event": repo.create_event, "end_event": null,
-            "task_id": repo.task_id, "task_state": null, "dist": repo.dist,
-            "opts": repo.opts, "custom_opts": {},
-        })
-    }
-}
-
-/// The name of the build an RPM belongs to, from its `SOURCERPM` header
-/// (`<name>-<version>-<release>.src.rpm`), as kojihub names builds after their source package.
-fn build_name(name: &str, is_source: bool, sourcerpm: &str) -> String {
-    if is_source {
-        return name.to_owned();
-    }
-    sourcerpm
-        .strip_suffix(".src.rpm")
-        .and_then(|nvr| nvr.rsplitn(3, '-').nth(2))
-        .filter(|n| !n.is_empty())
-        .unwrap_or(name)
-        .to_owned()
-}
-
-fn describe(value: Option<&Value>) -> String {
-    match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => as_int(other).map_or_else(|| format!("{other:?}"), |n| n.to_string()),
-        None => "None".to_owned(),
-    }
-}
-
-/// JSON → XML-RPC value the way kojihub's marshaller sends it.
-pub fn to_value(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Nil,
-        Json::Bool(b) => Value::Boolean(*b),
-        Json::Number(n) => n
-            .as_i64()
-            .map(vint)
-            .unwrap_or_else(|| Value::Double(n.as_f64().unwrap_or_default())),
-        Json::String(s) => Value::String(s.clone()),
-        Json::Array(items) => Value::Array(items.iter().map(to_value).collect()),
-        Json::Object(map) => {
-            Value::Struct(map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
-        }
-    }
-}
-
-/// XML-RPC value → JSON (for the opts and data structs the builder sends).
-pub fn to_json(value: &Value) -> Json {
-    match value {
-        Value::Nil => Json::Null,
-        Value::Boolean(b) => Json::Bool(*b),
-        Value::Integer(n) => json!(n),
-        Value::Long(n) => json!(n),
-        Value::Double(n) => json!(n),
-        Value::String(s) => Json::String(s.clone()),
-        Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Struct(map) => {
-            Json::Object(map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
-        }
-        #[allow(unreachable_patterns)]
-        other => Json::String(format!("{other:?}")),
-    }
-}
+pub use crate::state::Repo as FakeRepoRecord;
+pub use crate::world::{
+    FakeExternalRepo, FakeRpm, FakeTag, KojiWorld as RepoWorld, REPO_EXPIRED, REPO_INIT,
+    REPO_READY, to_json, to_value,
+};
 
 /// `koji.canonArch`.
 pub fn canon_arch(arch: &str) -> String {
@@ -413,13 +85,6 @@ pub struct RepoSide {
     topdir: PathBuf,
 }
 
-fn lock(world: &Mutex<RepoWorld>) -> std::sync::MutexGuard<'_, RepoWorld> {
-    match world.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
-
 fn io_fault(what: &str, path: &Path, error: std::io::Error) -> HubFault {
     HubFault::generic(format!("{what} {}: {error}", path.display()))
 }
@@ -428,85 +93,10 @@ impl RepoSide {
     /// Registers the repo-side methods on `hub`.
     pub fn install(hub: &FakeHub) -> Self {
         let side = Self {
-            world: Arc::new(Mutex::new(RepoWorld::default())),
+            world: hub.world(),
             topdir: hub.topdir(),
         };
-        let w = Arc::clone(&side.world);
-        hub.register_method(
-            "getTag",
-            &["taginfo", "strict", "event", "blocked"],
-            1,
-            false,
-            move |_, _, args| get_tag(&lock(&w), args),
-        );
-        let w = Arc::clone(&side.world);
-        hub.register_method(
-            "getRepo",
-            &["tag", "state", "event", "dist", "min_event"],
-            1,
-            false,
-            move |_, _, args| get_repo(&lock(&w), args),
-        );
-        let w = Arc::clone(&side.world);
-        hub.register_method(
-            "repoInfo",
-            &["repo_id", "strict"],
-            1,
-            false,
-            move |_, _, args| {
-                let world = lock(&w);
-                let id = args.int("repo_id")?;
-                match world.repos.get(&id) {
-                    Some(repo) => Ok(to_value(&world.repo_value(repo))),
-                    None if args.flag("strict", false) => {
-                        Err(HubFault::generic(format!("Repo {id} not found")))
-                    }
-                    None => Ok(Value::Nil),
-                }
-            },
-        );
-        let w = Arc::clone(&side.world);
-        hub.register_method(
-            "getFullInheritance",
-            &["tag", "event", "reverse"],
-            1,
-            false,
-            move |_, _, args| {
-                let world = lock(&w);
-                let tag = world.tag_or_fault(args.get("tag"))?;
-                Ok(to_value(&Json::Array(world.full_inheritance(tag.id))))
-            },
-        );
-        let w = Arc::clone(&side.world);
-        hub.register_method(
-            "getExternalRepoList",
-            &["tag_info", "event"],
-            1,
-            false,
-            move |_, _, args| {
-                let world = lock(&w);
-                let tag = world.tag_or_fault(args.get("tag_info"))?;
-                let chain = world.tag_chain(tag.id);
-                let mut list = Vec::new();
-                for tag_id in chain {
-                    let mut repos: Vec<&FakeExternalRepo> = world
-                        .external_repos
-                        .iter()
-                        .filter(|r| r.tag_id == tag_id)
-                        .collect();
-                    repos.sort_by_key(|r| r.priority);
-                    for repo in repos {
-                        list.push(json!({
-                            "external_repo_id": repo.id, "external_repo_name": repo.name,
-                            "url": repo.url, "merge_mode": repo.merge_mode,
-                            "arches": repo.arches, "priority": repo.priority,
-                            "tag_id": tag.id, "tag_name": tag.name,
-                        }));
-                    }
-                }
-                Ok(to_value(&Json::Array(list)))
-            },
-        );
+        crate::world::install_tag_methods(hub, &side.world);
         let w = Arc::clone(&side.world);
         hub.register_method(
             "listTaggedRPMS",
@@ -574,17 +164,14 @@ impl RepoSide {
 
     pub fn add_tag(&self, name: &str, arches: &[&str]) -> i64 {
         let mut world = lock(&self.world);
-        let id = world.next();
+        let id = world.new_id();
         world.tags.insert(
             id,
             FakeTag {
                 id,
                 name: name.to_owned(),
                 arches: arches.iter().map(|a| (*a).to_owned()).collect(),
-                extra: Map::new(),
-                parents: Vec::new(),
-                groups: BTreeMap::new(),
-                blocked: Vec::new(),
+                ..FakeTag::default()
             },
         );
         id
@@ -605,7 +192,7 @@ impl RepoSide {
         arches: Option<&str>,
     ) -> i64 {
         let mut world = lock(&self.world);
-        let id = world.next();
+        let id = world.new_id();
         let priority = 5 * world
             .external_repos
             .iter()
@@ -625,135 +212,35 @@ impl RepoSide {
     }
 
     /// Imports a real RPM file as a build of its own (or into `build_id` when given), stored
-    /// where kojihub keeps it, and tags it into `tag_id`. Reads the header with `rpm -qp`.
+    /// where kojihub keeps it, and tags the build into `tag_id`. Reads the header with `rpm -qp`.
     pub fn import_rpm(
         &self,
         file: &Path,
         tag_id: i64,
         build_id: Option<i64>,
     ) -> Result<i64, String> {
-        let output = Command::new("rpm")
-            .args([
-                "-qp",
-                "--nosignature",
-                "--nodigest",
-                "--qf",
-                "%{NAME}\\n%{VERSION}\\n%{RELEASE}\\n%{EPOCH}\\n%{ARCH}\\n%{SIZE}\\n%{SIGMD5}\\n%{SOURCEPACKAGE}\\n%{SOURCERPM}\\n",
-            ])
-            .arg(file)
-            .output()
-            .map_err(|e| format!("cannot run rpm: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "rpm -qp {} failed: {}",
-                file.display(),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        let fields: Vec<&str> = text.lines().collect();
-        if fields.len() < 9 {
-            return Err(format!("unexpected rpm -qp output: {text}"));
-        }
-        let is_source = fields[7] == "1";
+        let header = read_rpm_headers(&[file.to_owned()])?
+            .pop()
+            .ok_or_else(|| format!("rpm -qp gave no header for {}", file.display()))?;
         let mut world = lock(&self.world);
-        let id = world.next();
-        let build_id = build_id.unwrap_or_else(|| world.next());
-        let rpm = FakeRpm {
-            id,
-            build_id,
-            build_name: build_name(fields[0], is_source, fields[8]),
-            name: fields[0].to_owned(),
-            version: fields[1].to_owned(),
-            release: fields[2].to_owned(),
-            epoch: fields[3].parse().ok(),
-            arch: if is_source {
-                "src".to_owned()
-            } else {
-                fields[4].to_owned()
-            },
-            size: fields[5].parse().unwrap_or_default(),
-            payloadhash: fields[6].to_owned(),
-            sigs: Vec::new(),
-            tags: vec![tag_id],
-            draft: false,
-        };
-        let dest = self.topdir.join(rpm.relpath());
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-        }
-        std::fs::copy(file, &dest).map_err(|e| format!("copy to {}: {e}", dest.display()))?;
-        world.rpms.insert(id, rpm);
+        let id = world.store_rpm(&self.topdir, file, &header, build_id, None)?;
+        let build_id = world.rpms[&id].build_id;
+        world.tag_build(tag_id, build_id, None);
         Ok(id)
     }
 
-    /// Imports many RPM files, each as its own build, reading their headers with a few `rpm -qp`
-    /// runs instead of one per file (for benchmarks with thousands of packages).
+    /// Imports many RPM files, each as its own build tagged into `tag_id`, reading their
+    /// headers with a few `rpm -qp` runs instead of one per file (for benchmarks with
+    /// thousands of packages).
     pub fn import_rpms(&self, files: &[PathBuf], tag_id: i64) -> Result<Vec<i64>, String> {
+        let headers = read_rpm_headers(files)?;
+        let mut world = lock(&self.world);
         let mut ids = Vec::with_capacity(files.len());
-        for batch in files.chunks(500) {
-            let output = Command::new("rpm")
-                .args([
-                    "-qp",
-                    "--nosignature",
-                    "--nodigest",
-                    "--qf",
-                    "%{NAME}\\t%{VERSION}\\t%{RELEASE}\\t%{EPOCH}\\t%{ARCH}\\t%{SIZE}\\t%{SIGMD5}\\t%{SOURCEPACKAGE}\\t%{SOURCERPM}\\n",
-                ])
-                .args(batch)
-                .output()
-                .map_err(|e| format!("cannot run rpm: {e}"))?;
-            if !output.status.success() {
-                return Err(format!(
-                    "rpm -qp failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-            let text = String::from_utf8_lossy(&output.stdout).to_string();
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.len() != batch.len() {
-                return Err(format!(
-                    "rpm -qp gave {} headers for {} files",
-                    lines.len(),
-                    batch.len()
-                ));
-            }
-            let mut world = lock(&self.world);
-            for (file, line) in batch.iter().zip(lines) {
-                let f: Vec<&str> = line.split('\t').collect();
-                if f.len() < 9 {
-                    return Err(format!("unexpected rpm -qp line: {line}"));
-                }
-                let id = world.next();
-                let build_id = world.next();
-                let rpm = FakeRpm {
-                    id,
-                    build_id,
-                    build_name: build_name(f[0], f[7] == "1", f[8]),
-                    name: f[0].to_owned(),
-                    version: f[1].to_owned(),
-                    release: f[2].to_owned(),
-                    epoch: f[3].parse().ok(),
-                    arch: if f[7] == "1" {
-                        "src".to_owned()
-                    } else {
-                        f[4].to_owned()
-                    },
-                    size: f[5].parse().unwrap_or_default(),
-                    payloadhash: f[6].to_owned(),
-                    sigs: Vec::new(),
-                    tags: vec![tag_id],
-                    draft: false,
-                };
-                let dest = self.topdir.join(rpm.relpath());
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                std::fs::copy(file, &dest)
-                    .map_err(|e| format!("copy to {}: {e}", dest.display()))?;
-                world.rpms.insert(id, rpm);
-                ids.push(id);
-            }
+        for (file, header) in files.iter().zip(&headers) {
+            let id = world.store_rpm(&self.topdir, file, header, None, None)?;
+            let build_id = world.rpms[&id].build_id;
+            world.tag_build(tag_id, build_id, None);
+            ids.push(id);
         }
         Ok(ids)
     }
@@ -821,7 +308,7 @@ impl RepoSide {
         let (event, ts) = hub.with_state(|s| (s.next_event(), s.now()));
         let mut world = lock(&self.world);
         let tag = world.tags.get(&tag_id).cloned().ok_or("no such tag")?;
-        let id = world.next();
+        let id = world.next_repo_id();
         let dir = self
             .topdir
             .join("repos-dist")
@@ -854,44 +341,6 @@ impl RepoSide {
         );
         Ok((id, event))
     }
-}
-
-fn get_tag(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFault> {
-    let Some(tag) = args.get("taginfo").and_then(|v| world.tag_by_ref(v)) else {
-        if args.flag("strict", false) {
-            return Err(HubFault::generic(format!(
-                "No such tagInfo: '{}'",
-                describe(args.get("taginfo"))
-            )));
-        }
-        return Ok(Value::Nil);
-    };
-    let arches = if tag.arches.is_empty() {
-        Json::Null
-    } else {
-        Json::String(tag.arches.join(" "))
-    };
-    Ok(to_value(&json!({
-        "id": tag.id, "name": tag.name, "arches": arches, "extra": tag.extra,
-        "locked": false, "maven_support": false, "maven_include_all": false,
-        "perm": null, "perm_id": null,
-    })))
-}
-
-fn get_repo(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFault> {
-    let tag = world.tag_or_fault(args.get("tag"))?;
-    let dist = args.flag("dist", false);
-    let state = args.opt_int("state")?.unwrap_or(REPO_READY);
-    let event = args.opt_int("event")?;
-    let min_event = args.opt_int("min_event")?;
-    let repo = world
-        .repos
-        .values()
-        .filter(|r| r.tag_id == tag.id && r.dist == dist && r.state == state)
-        .filter(|r| event.is_none_or(|e| r.create_event <= e))
-        .filter(|r| min_event.is_none_or(|e| r.create_event >= e))
-        .max_by_key(|r| (r.create_event, r.id));
-    Ok(repo.map_or(Value::Nil, |r| to_value(&world.repo_value(r))))
 }
 
 fn list_tagged_rpms(world: &RepoWorld, args: &BoundArgs) -> Result<Value, HubFault> {
@@ -974,7 +423,7 @@ fn repo_init(
         None => hub.next_event(),
     };
     let task_id = args.opt_int("task_id")?;
-    let repo_id = world.next();
+    let repo_id = world.next_repo_id();
     let topdir = hub.topdir.clone();
     let repodir = topdir
         .join("repos")
@@ -1007,12 +456,7 @@ fn repo_init(
             repo_arches.push("src".to_owned());
         }
     }
-    let blocked: Vec<String> = world
-        .tag_chain(tag.id)
-        .iter()
-        .filter_map(|id| world.tags.get(id))
-        .flat_map(|t| t.blocked.clone())
-        .collect();
+    let blocked = world.blocked_packages(tag.id);
     let rpms: Vec<FakeRpm> = world
         .tagged_rpms(tag.id, true, true)
         .into_iter()
@@ -1079,18 +523,6 @@ fn repo_init(
             task_id,
             dist: false,
             opts: opts.clone(),
-        },
-    );
-    // The core tables see it too, so buildroots can reference it.
-    hub.repos.insert(
-        repo_id,
-        Repo {
-            id: repo_id,
-            tag_id: tag.id,
-            tag_name: tag.name.clone(),
-            state: REPO_INIT,
-            create_event: event,
-            create_ts: now,
         },
     );
     Ok(Value::Array(vec![vint(repo_id), vint(event)]))
@@ -1182,9 +614,6 @@ fn repo_done(
     let expire = args.flag("expire", false);
     let state = if expire { REPO_EXPIRED } else { REPO_READY };
     if let Some(record) = world.repos.get_mut(&repo_id) {
-        record.state = state;
-    }
-    if let Some(record) = hub.repos.get_mut(&repo_id) {
         record.state = state;
     }
     if !expire {

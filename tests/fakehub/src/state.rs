@@ -164,7 +164,8 @@ pub struct Buildroot {
     pub rpms: Vec<Value>,
 }
 
-#[derive(Debug, Clone)]
+/// A repo row (kojihub's `repo` table), plain or dist; kept in [`HubState::world`].
+#[derive(Debug, Clone, Default)]
 pub struct Repo {
     pub id: i64,
     pub tag_id: i64,
@@ -172,6 +173,10 @@ pub struct Repo {
     pub state: i64,
     pub create_event: i64,
     pub create_ts: f64,
+    pub task_id: Option<i64>,
+    pub dist: bool,
+    /// The repo's opts (`src`, `debuginfo`, `separate_src`, `maven`), JSON null for none.
+    pub opts: serde_json::Value,
 }
 
 /// All of the hub's mutable state. One lock guards it; it is never held across an await.
@@ -186,7 +191,8 @@ pub struct HubState {
     pub tasks: BTreeMap<i64, Task>,
     pub refusals: Vec<Refusal>,
     pub buildroots: BTreeMap<i64, Buildroot>,
-    pub repos: BTreeMap<i64, Repo>,
+    /// The Koji database shared by the build and repo sides: tags, builds, RPMs, repos.
+    pub world: std::sync::Arc<std::sync::Mutex<crate::world::KojiWorld>>,
     pub injections: Injections,
     pub next_session_id: i64,
     pub next_task_id: i64,
@@ -273,7 +279,7 @@ impl HubState {
             tasks: BTreeMap::new(),
             refusals: Vec::new(),
             buildroots: BTreeMap::new(),
-            repos: BTreeMap::new(),
+            world: Default::default(),
             injections: Injections::default(),
             next_session_id: 1,
             next_task_id: 1,

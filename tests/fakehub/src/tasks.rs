@@ -1078,7 +1078,11 @@ impl HubState {
     }
 
     pub fn buildroot_value(&self, br: &Buildroot) -> Value {
-        let repo = self.repos.get(&br.repo_id);
+        let repo = crate::world::lock(&self.world)
+            .repos
+            .get(&br.repo_id)
+            .cloned();
+        let repo = repo.as_ref();
         let host_name = self
             .hosts
             .get(&br.host_id)

@@ -1,7 +1,8 @@
 //! The user side of the fake hub: the calls a person makes with the `koji` CLI, following
 //! kojihub's `RootExports`: `build(src, target, opts, priority, channel)`, what `koji build`
-//! sends after uploading its SRPM to `cli-build/<unique>/`, and the reads `koji taskinfo`
-//! adds to the built-in task calls (`getUser`, `listBuilds`).
+//! sends after uploading its SRPM to `cli-build/<unique>/`; `tagBuild`, what `koji tag-build`
+//! sends; and the reads `koji taskinfo` adds to the built-in task calls (`getUser`,
+//! `listBuilds`).
 //!
 //! Install it with [`UserApi::install`] after [`BuildSide::install`]: the target check reads
 //! the build side's targets. The task it creates is an ordinary FREE root task in the hub's
@@ -13,11 +14,12 @@ use dxr::Value;
 use serde_json::{Value as Json, json};
 
 use crate::FakeHub;
-use crate::build::BuildSide;
-use crate::faults::HubFault;
+use crate::build::{BUILD_COMPLETE, BuildSide, build_state_name};
+use crate::faults::{HubFault, code};
 use crate::state::HubState;
 use crate::tasks::NewTask;
-use crate::xmlrpc::{python_type_name, truthy, vint, vstr};
+use crate::world::describe;
+use crate::xmlrpc::{python_type_name, truthy, vint, vopt_int, vstr};
 
 /// `koji.PRIO_DEFAULT`.
 pub const PRIO_DEFAULT: i64 = 20;
@@ -75,6 +77,14 @@ impl UserApi {
             0,
             false,
             get_user,
+        );
+        let this = Arc::new(api.clone());
+        hub.register_method(
+            "tagBuild",
+            &["tag", "build", "force", "fromtag"],
+            2,
+            true,
+            move |state, caller, args| this.tag_build(state, caller, args),
         );
         let this = Arc::new(api.clone());
         hub.register_method(
@@ -237,6 +247,87 @@ impl UserApi {
             )));
         }
         task.arglist = vec![Value::String(src), target, opts];
+        state.make_task(task).map(vint)
+    }
+}
+
+impl UserApi {
+    /// kojihub's `tagBuild` (what `koji tag-build` calls): the build must exist and be
+    /// COMPLETE, the tag (and `fromtag`) exist, the package be listed and not blocked in the tag
+    /// (with inheritance), and the `tag` policy allow it; then a `tagBuild` task
+    /// `[tag_id, build_id, force, fromtag_id]` at priority 10, which a builder runs with
+    /// `host.tagBuild`. `force` is passed on but does not override the checks here (the fake
+    /// hub has no permissions to force with).
+    fn tag_build(
+        &self,
+        state: &mut HubState,
+        caller: &crate::auth::Caller,
+        args: &crate::args::BoundArgs,
+    ) -> Result<Value, HubFault> {
+        let user_id = HubState::assert_login(caller)?;
+        let owner = state
+            .users
+            .get(&user_id)
+            .map(|u| u.name.clone())
+            .ok_or_else(|| HubFault::generic(format!("No such user: {user_id}")))?;
+        let force = args.flag("force", false);
+        let (tag_id, build_id, fromtag_id) = self.side.with_world(|w| {
+            let build = w
+                .build_by_value(args.get("build"))
+                .cloned()
+                .ok_or_else(|| {
+                    HubFault::generic(format!("No such build: {}", describe(args.get("build"))))
+                })?;
+            let tag = w.tag_or_fault(args.get("tag"))?.clone();
+            let fromtag_id = match args.get("fromtag") {
+                None | Some(Value::Nil) => None,
+                Some(value) => Some(w.tag_or_fault(Some(value))?.id),
+            };
+            if build.state != BUILD_COMPLETE {
+                return Err(HubFault::new(
+                    code::TAG,
+                    format!(
+                        "build {} not complete: state {}",
+                        build.nvr(),
+                        build_state_name(build.state)
+                    ),
+                ));
+            }
+            match w.package_listing(tag.id, &build.name) {
+                None => {
+                    return Err(HubFault::new(
+                        code::TAG,
+                        format!("Package {} not in list for {}", build.name, tag.name),
+                    ));
+                }
+                Some(true) => {
+                    return Err(HubFault::new(
+                        code::TAG,
+                        format!("Package {} blocked in {}", build.name, tag.name),
+                    ));
+                }
+                Some(false) => {}
+            }
+            let operation = if fromtag_id.is_some() { "move" } else { "tag" };
+            let data = json!({"tag": tag.id, "build": build.id, "fromtag": fromtag_id,
+                              "operation": operation});
+            w.policy_checks.push(("tag".to_owned(), data));
+            if w.denied_policies.contains("tag") {
+                return Err(HubFault::not_allowed("policy violation (tag)"));
+            }
+            Ok((tag.id, build.id, fromtag_id))
+        })?;
+        let task = NewTask::new(
+            "tagBuild",
+            vec![
+                vint(tag_id),
+                vint(build_id),
+                Value::Boolean(force),
+                vopt_int(fromtag_id),
+            ],
+        )
+        .owner(owner)
+        .priority(10);
         state.make_task(task).map(vint)
     }
 }

@@ -177,6 +177,7 @@ async fn replay(dir: &std::path::Path, scenario: &str) -> (usize, Vec<Difference
             state: 1,
             create_event: 38,
             create_ts: 1.0,
+            ..Default::default()
         });
     }
     // The host's last heartbeat of the previous scenario shows in the first host.getHost.

@@ -21,7 +21,6 @@ async fn hub() -> (FakeHub, BuildSide) {
     .await
     .unwrap();
     let side = BuildSide::install(&hub);
-    side.install_tag_methods(&hub);
     let build_tag = side.add_tag("dist-build", "x86_64", None);
     let dest_tag = side.add_tag("dist-dest", "", None);
     side.add_target("dist", build_tag, dest_tag);
@@ -388,4 +387,109 @@ async fn list_tagged_names_the_tag_and_the_owner() {
     );
     let f = fault(&mut anonymous, "listTagged", vec![s("nosuch")]).await;
     assert_eq!(f.message, "No such tagInfo: nosuch");
+}
+
+#[tokio::test]
+async fn tag_build_checks_like_kojihub_and_queues_a_tag_build_task() {
+    let (hub, side) = hub().await;
+    add_build(&side, 100, "hello", BUILD_COMPLETE, Some(7));
+    add_build(&side, 101, "broken", BUILD_FAILED, Some(8));
+    let dest = side.with_world(|w| w.targets["dist"].2);
+    let mut anonymous = RawClient::new(hub.url());
+    let f = fault(
+        &mut anonymous,
+        "tagBuild",
+        vec![s("dist-dest"), s("hello-1-1")],
+    )
+    .await;
+    assert_eq!(f.code, code::ACTION_NOT_ALLOWED, "{}", f.message);
+
+    let mut alice = user(&hub, "alice", "apw").await;
+    let cases: Vec<(Vec<Value>, i32, &str)> = vec![
+        (
+            vec![s("dist-dest"), s("nosuch-1-1")],
+            code::GENERIC,
+            "No such build: nosuch-1-1",
+        ),
+        (
+            vec![s("nosuch"), s("hello-1-1")],
+            code::GENERIC,
+            "No such tagInfo: nosuch",
+        ),
+        (
+            vec![s("dist-dest"), s("hello-1-1")],
+            code::TAG,
+            "Package hello not in list for dist-dest",
+        ),
+        (
+            vec![s("dist-dest"), Value::Integer(101)],
+            code::TAG,
+            "build broken-1-1 not complete: state FAILED",
+        ),
+    ];
+    for (params, want_code, want) in cases {
+        let f = fault(&mut alice, "tagBuild", params.clone()).await;
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (want_code, want),
+            "{params:?}"
+        );
+    }
+    // Listed in the parent dist-build inherits from: allowed there, by inheritance.
+    side.with_tag(dest, |t| {
+        t.packages.insert("hello".into(), false);
+    });
+    let build_tag = side.with_world(|w| w.targets["dist"].1);
+    side.with_tag(build_tag, |t| t.parents.push((dest, 0)));
+    let task = ok(
+        &mut alice,
+        "tagBuild",
+        vec![s("dist-build"), s("hello-1-1")],
+    )
+    .await;
+    let task = hub.task(task.as_i64().unwrap()).unwrap();
+    assert_eq!(task.method, "tagBuild");
+    assert_eq!(task.state, TaskState::Free);
+    assert_eq!(task.priority, 10);
+    assert_eq!(task.parent, None);
+    let alice_id = hub.with_state(|st| st.user_by_name("alice").unwrap().id);
+    assert_eq!(task.owner, alice_id);
+    let request = request(&hub, task.id);
+    for part in [
+        format!("<int>{build_tag}</int>"),
+        "<int>100</int>".to_owned(),
+        "<boolean>0</boolean>".to_owned(),
+        "<nil/>".to_owned(),
+    ] {
+        assert!(request.contains(&part), "{part} in {request}");
+    }
+    side.with_world(|w| {
+        assert_eq!(
+            w.policy_checks
+                .last()
+                .map(|(p, d)| (p.as_str(), d["operation"].clone())),
+            Some(("tag", json!("tag")))
+        );
+    });
+
+    // A blocked package and a denied tag policy refuse it.
+    side.with_tag(build_tag, |t| {
+        t.packages.insert("hello".into(), true);
+    });
+    let f = fault(
+        &mut alice,
+        "tagBuild",
+        vec![s("dist-build"), s("hello-1-1")],
+    )
+    .await;
+    assert_eq!(
+        (f.code, f.message.as_str()),
+        (code::TAG, "Package hello blocked in dist-build")
+    );
+    side.with_world(|w| w.denied_policies.insert("tag".to_owned()));
+    let f = fault(&mut alice, "tagBuild", vec![s("dist-dest"), s("hello-1-1")]).await;
+    assert_eq!(
+        (f.code, f.message.as_str()),
+        (code::ACTION_NOT_ALLOWED, "policy violation (tag)")
+    );
 }

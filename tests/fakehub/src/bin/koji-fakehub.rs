@@ -112,7 +112,7 @@ fn seed_tasks(hub: &FakeHub, cli: &Cli) -> Result<Vec<(i64, String)>, String> {
     Ok(created)
 }
 
-/// The tags one `--target` stands for, with their ids on each installed side.
+/// The tags one `--target` stands for.
 struct SeededTarget {
     name: String,
     dest_tag: i64,
@@ -120,9 +120,7 @@ struct SeededTarget {
 }
 
 /// Install the build and repo sides the command line asks for and seed their tags, targets,
-/// packages and RPMs. Both sides number their tags independently, so the tags are created in
-/// the same order on both and the ids are checked to agree: a worker reads the target from
-/// the build side and the tag from the repo side.
+/// packages and RPMs. Both sides share the hub's one tag model, so each tag is made once.
 fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> {
     let seeds_given = !cli.targets.is_empty() || !cli.rpms.is_empty();
     if seeds_given && !cli.build_side && !cli.repo_side {
@@ -137,9 +135,6 @@ fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> 
         koji_fakehub::userapi::UserApi::install(hub, build);
     }
     let repos = cli.repo_side.then(|| RepoSide::install(hub));
-    if let (Some(build), None) = (&build, &repos) {
-        build.install_tag_methods(hub);
-    }
     let arches: Vec<&str> = cli.tag_arches.split_whitespace().collect();
     let group: Vec<String> = cli
         .build_group
@@ -149,34 +144,28 @@ fn install_sides(hub: &FakeHub, cli: &Cli) -> Result<Vec<SeededTarget>, String> 
     let mut seeded = Vec::new();
     for name in &cli.targets {
         let build_name = format!("{name}-build");
-        let on_build = build.as_ref().map(|side| {
+        // One tag model: the tags are made once, on whichever side is installed.
+        let (dest_tag, build_tag) = if let Some(side) = &build {
             let dest = side.add_tag(name, &cli.tag_arches, None);
             let build_tag = side.add_tag(&build_name, &cli.tag_arches, Some(dest));
             for package in &cli.packages {
                 side.add_package(dest, package, false);
             }
             (dest, build_tag)
-        });
-        let on_repos = repos.as_ref().map(|side| {
+        } else if let Some(side) = &repos {
             let dest = side.add_tag(name, &arches);
             let build_tag = side.add_tag(&build_name, &arches);
+            side.with_tag(build_tag, |tag| tag.parents.push((dest, 0)));
+            (dest, build_tag)
+        } else {
+            continue;
+        };
+        if let Some(side) = &repos {
             side.with_tag(build_tag, |tag| {
-                tag.parents.push((dest, 0));
                 tag.groups.insert("build".to_owned(), group.clone());
                 tag.groups.insert("srpm-build".to_owned(), group.clone());
             });
-            (dest, build_tag)
-        });
-        let (dest_tag, build_tag) = match (on_build, on_repos) {
-            (Some(ids), None) | (None, Some(ids)) => ids,
-            (Some(build_ids), Some(repo_ids)) if build_ids == repo_ids => build_ids,
-            (Some(build_ids), Some(repo_ids)) => {
-                return Err(format!(
-                    "tag ids of target {name} differ between the build side {build_ids:?} and the repo side {repo_ids:?}; give the targets before anything else is seeded"
-                ));
-            }
-            (None, None) => continue,
-        };
+        }
         seeded.push(SeededTarget {
             name: name.clone(),
             dest_tag,
