@@ -10,24 +10,8 @@ use std::process::Command;
 
 use koji_adjutant_actors::error::HandlerError;
 use koji_fakehub::Value;
-use repos_support::{NoContainers, World, build_rpm, in_image};
+use repos_support::{NoContainers, World, build_rpm, dist_opts, in_image};
 use serde_json::Value as Json;
-
-fn dist_opts(extra: &[(&str, Value)]) -> Value {
-    let mut map: std::collections::BTreeMap<String, Value> = [
-        (
-            "arch".to_owned(),
-            Value::Array(vec![Value::String("x86_64".into())]),
-        ),
-        ("latest".to_owned(), Value::Boolean(true)),
-        ("inherit".to_owned(), Value::Boolean(false)),
-    ]
-    .into();
-    for (k, v) in extra {
-        map.insert((*k).to_owned(), v.clone());
-    }
-    Value::Struct(map)
-}
 
 /// One distRepo run: the new dist repo's id, the createdistrepo child's id, and the outcome.
 struct DistRun {

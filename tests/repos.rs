@@ -7,7 +7,7 @@ use std::path::Path;
 
 use koji_adjutant_actors::error::HandlerError;
 use koji_fakehub::Value;
-use repos_support::{World, build_rpm, in_image};
+use repos_support::{NoContainers, World, build_rpm, dist_opts, in_image};
 
 fn repomd(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("repodata/repomd.xml")).unwrap_or_default()
@@ -545,22 +545,6 @@ fn signed_variant(
     file
 }
 
-fn dist_opts(extra: &[(&str, Value)]) -> Value {
-    let mut map: std::collections::BTreeMap<String, Value> = [
-        (
-            "arch".to_owned(),
-            Value::Array(vec![Value::String("x86_64".into())]),
-        ),
-        ("latest".to_owned(), Value::Boolean(true)),
-        ("inherit".to_owned(), Value::Boolean(false)),
-    ]
-    .into();
-    for (k, v) in extra {
-        map.insert((*k).to_owned(), v.clone());
-    }
-    Value::Struct(map)
-}
-
 #[actix_rt::test]
 async fn dist_repo_with_two_keys_picks_the_right_signed_copies() {
     let world = World::new().await;
@@ -938,97 +922,6 @@ async fn createrepo_checks_the_repo_directory() {
     // A path-like arch never reaches the file system.
     let id = world.create("createrepo", args("../x86_64"));
     assert!(matches!(world.run(id).await, Err(HandlerError::Fault(f)) if f.fault_code == 1019));
-}
-
-/// A runtime that refuses every container: with `repo_tools = host` none may be made.
-struct NoContainers;
-
-fn no_container(what: &str) -> koji_adjutant_actors::runtime::RuntimeError {
-    koji_adjutant_actors::runtime::RuntimeError::InvalidSpec {
-        what: what.to_owned(),
-        message: "repo_tools = host must not use the container runtime".to_owned(),
-    }
-}
-
-#[async_trait::async_trait]
-impl koji_adjutant_actors::runtime::ContainerRuntime for NoContainers {
-    async fn ensure_image(
-        &self,
-        _: &str,
-        _: koji_adjutant_actors::runtime::PullPolicy,
-    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
-        Err(no_container("ensure_image"))
-    }
-    async fn inspect_image(
-        &self,
-        _: &str,
-    ) -> Result<koji_adjutant_actors::runtime::ImageInfo, koji_adjutant_actors::runtime::RuntimeError>
-    {
-        Err(no_container("inspect_image"))
-    }
-    async fn create(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerSpec,
-    ) -> Result<
-        koji_adjutant_actors::runtime::ContainerHandle,
-        koji_adjutant_actors::runtime::RuntimeError,
-    > {
-        Err(no_container("create"))
-    }
-    async fn start(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerHandle,
-    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
-        Err(no_container("start"))
-    }
-    async fn exec(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerHandle,
-        _: &koji_adjutant_actors::runtime::ExecSpec,
-        _: std::sync::Arc<dyn koji_adjutant_actors::runtime::LogSink>,
-        _: tokio_util::sync::CancellationToken,
-    ) -> Result<
-        koji_adjutant_actors::runtime::ExecOutcome,
-        koji_adjutant_actors::runtime::RuntimeError,
-    > {
-        Err(no_container("exec"))
-    }
-    async fn stop(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerHandle,
-        _: std::time::Duration,
-    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
-        Ok(())
-    }
-    async fn kill(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerHandle,
-    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
-        Ok(())
-    }
-    async fn remove(
-        &self,
-        _: &koji_adjutant_actors::runtime::ContainerHandle,
-        _: bool,
-    ) -> Result<(), koji_adjutant_actors::runtime::RuntimeError> {
-        Ok(())
-    }
-    async fn list_owned(
-        &self,
-        _: &str,
-    ) -> Result<
-        Vec<koji_adjutant_actors::runtime::ContainerSummary>,
-        koji_adjutant_actors::runtime::RuntimeError,
-    > {
-        Ok(Vec::new())
-    }
-    async fn reap_orphans(
-        &self,
-        _: &str,
-        _: &std::collections::HashSet<String>,
-    ) -> Result<Vec<String>, koji_adjutant_actors::runtime::RuntimeError> {
-        Ok(Vec::new())
-    }
 }
 
 /// `repo_tools = host`: the same newRepo, createrepo children and mergerepo_c merge, with the

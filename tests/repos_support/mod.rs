@@ -195,53 +195,38 @@ impl World {
     }
 }
 
+/// distRepo's task options for x86_64 (latest, not inherited), with `extra` on top.
+pub fn dist_opts(extra: &[(&str, Value)]) -> Value {
+    let mut map: std::collections::BTreeMap<String, Value> = [
+        (
+            "arch".to_owned(),
+            Value::Array(vec![Value::String("x86_64".into())]),
+        ),
+        ("latest".to_owned(), Value::Boolean(true)),
+        ("inherit".to_owned(), Value::Boolean(false)),
+    ]
+    .into();
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), v.clone());
+    }
+    Value::Struct(map)
+}
+
 /// Builds a tiny RPM with rpmbuild on the host: one file, optional requires.
 pub fn build_rpm(out: &Path, name: &str, version: &str, arch: &str, requires: &[&str]) -> PathBuf {
-    let top = tempfile::tempdir().unwrap();
-    let spec = top.path().join(format!("{name}.spec"));
-    let requires: String = requires
-        .iter()
-        .map(|r| format!("Requires: {r}\n"))
-        .collect();
-    let buildarch = if arch == "noarch" {
-        "BuildArch: noarch\n"
-    } else {
-        ""
-    };
-    std::fs::write(
-        &spec,
-        format!(
-            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test package {name}\nLicense: MIT\n{buildarch}{requires}\
+    let preamble = spec_preamble(arch, requires);
+    rpmbuild_binary(
+        out,
+        name,
+        version,
+        arch,
+        &format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test package {name}\nLicense: MIT\n{preamble}\
              %description\nA tiny package for the repo tests.\n\
              %install\nmkdir -p %{{buildroot}}/usr/share/{name}\necho {name}-{version} > %{{buildroot}}/usr/share/{name}/data\n\
              %files\n/usr/share/{name}/data\n"
         ),
     )
-    .unwrap();
-    let mut command = Command::new("rpmbuild");
-    command
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.path().display()))
-        .arg("--define")
-        .arg("__os_install_post %{nil}")
-        .arg("--define")
-        .arg("_build_id_links none");
-    if arch != "noarch" {
-        command.arg("--target").arg(arch);
-    }
-    let output = command.arg(&spec).output().unwrap();
-    assert!(
-        output.status.success(),
-        "rpmbuild failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let file = format!("{name}-{version}-1.{arch}.rpm");
-    let built = top.path().join("RPMS").join(arch).join(&file);
-    std::fs::create_dir_all(out).unwrap();
-    let dest = out.join(&file);
-    std::fs::copy(&built, &dest).unwrap();
-    dest
 }
 
 /// Runs a shell command in the builder image with the topdir mounted read-only.
@@ -354,17 +339,7 @@ pub fn build_rpm_with_files(
     files: &[&str],
     requires: &[&str],
 ) -> PathBuf {
-    let top = tempfile::tempdir().unwrap();
-    let spec = top.path().join(format!("{name}.spec"));
-    let requires: String = requires
-        .iter()
-        .map(|r| format!("Requires: {r}\n"))
-        .collect();
-    let buildarch = if arch == "noarch" {
-        "BuildArch: noarch\n"
-    } else {
-        ""
-    };
+    let preamble = spec_preamble(arch, requires);
     let install: String = files
         .iter()
         .map(|f| {
@@ -372,15 +347,38 @@ pub fn build_rpm_with_files(
         })
         .collect();
     let listed: String = files.iter().map(|f| format!("{f}\n")).collect();
-    std::fs::write(
-        &spec,
-        format!(
+    rpmbuild_binary(
+        out,
+        name,
+        "1.0",
+        arch,
+        &format!(
             "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: multilib test package {name}\nLicense: MIT\n\
-             AutoReqProv: no\n{buildarch}{requires}%description\nA tiny package for the multilib tests.\n\
+             AutoReqProv: no\n{preamble}%description\nA tiny package for the multilib tests.\n\
              %install\n{install}%files\n{listed}"
         ),
     )
-    .unwrap();
+}
+
+/// `BuildArch: noarch` where it applies, and one `Requires:` line each.
+fn spec_preamble(arch: &str, requires: &[&str]) -> String {
+    let buildarch = if arch == "noarch" {
+        "BuildArch: noarch\n"
+    } else {
+        ""
+    };
+    let requires: String = requires
+        .iter()
+        .map(|r| format!("Requires: {r}\n"))
+        .collect();
+    format!("{buildarch}{requires}")
+}
+
+/// `rpmbuild -bb` of `spec` for `arch` (release 1) on the host; the RPM is copied into `out`.
+fn rpmbuild_binary(out: &Path, name: &str, version: &str, arch: &str, spec: &str) -> PathBuf {
+    let top = tempfile::tempdir().unwrap();
+    let spec_path = top.path().join(format!("{name}.spec"));
+    std::fs::write(&spec_path, spec).unwrap();
     let mut command = Command::new("rpmbuild");
     command
         .arg("-bb")
@@ -393,13 +391,13 @@ pub fn build_rpm_with_files(
     if arch != "noarch" {
         command.arg("--target").arg(arch);
     }
-    let output = command.arg(&spec).output().unwrap();
+    let output = command.arg(&spec_path).output().unwrap();
     assert!(
         output.status.success(),
         "rpmbuild failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let file = format!("{name}-1.0-1.{arch}.rpm");
+    let file = format!("{name}-{version}-1.{arch}.rpm");
     std::fs::create_dir_all(out).unwrap();
     let dest = out.join(&file);
     std::fs::copy(top.path().join("RPMS").join(arch).join(&file), &dest).unwrap();
