@@ -964,14 +964,7 @@ impl Buildroot {
     /// one maps the build user back to its own uid and chroots.
     fn builder_argv(&self, command: Vec<String>, in_root: bool) -> Vec<String> {
         let settings = &self.spec.settings;
-        let user = settings.build_user;
-        let mut argv = vec![
-            "setpriv".to_owned(),
-            format!("--reuid={}", user.uid),
-            format!("--regid={}", user.gid),
-            "--clear-groups".to_owned(),
-            "--".to_owned(),
-        ];
+        let mut argv = setpriv_build_user(settings.build_user);
         let isolated = settings.build_network == BuildNetwork::Isolated;
         let installroot = in_root && settings.mode == BuildrootMode::Installroot;
         if installroot && settings.installroot_proc {
@@ -1000,13 +993,7 @@ impl Buildroot {
     fn installroot_argv(&self, script: &str, args: Vec<String>) -> Vec<String> {
         let settings = &self.spec.settings;
         let user = settings.build_user;
-        let mut argv = vec![
-            "setpriv".to_owned(),
-            format!("--reuid={}", user.uid),
-            format!("--regid={}", user.gid),
-            "--clear-groups".to_owned(),
-            "--".to_owned(),
-        ];
+        let mut argv = setpriv_build_user(user);
         argv.extend(["unshare", "--user", "--map-root-user"].map(str::to_owned));
         if settings.build_network == BuildNetwork::Isolated {
             argv.push("--net".to_owned());
@@ -1211,6 +1198,17 @@ fn installroot_setup_script(user: crate::config::types::UidGid) -> String {
         uid = user.uid,
         gid = user.gid
     )
+}
+
+/// `setpriv … --`: what follows runs as `user`, with no supplementary groups.
+fn setpriv_build_user(user: crate::config::types::UidGid) -> Vec<String> {
+    vec![
+        "setpriv".to_owned(),
+        format!("--reuid={}", user.uid),
+        format!("--regid={}", user.gid),
+        "--clear-groups".to_owned(),
+        "--".to_owned(),
+    ]
 }
 
 /// The start of every installroot build step's script, run by the build user as root of its
