@@ -7,6 +7,7 @@
 //! it when missing), rpmbuild and createrepo_c on the host (scripts/setup-dev.sh).
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use koji_fakehub::{FakeHub, NewTask, TaskState, Value};
@@ -19,6 +20,12 @@ use srpm::build_srpm_from;
 #[path = "support/daemon.rs"]
 mod daemon;
 use daemon::*;
+
+#[path = "support/distro_repo.rs"]
+mod distro_repo;
+use distro_repo::distro_repo;
+
+const IMAGE: &str = "localhost/koji-adjutant-builder:latest";
 
 /// Scenario 1: a scratch build of the noarch SRPM, through the daemon.
 #[actix_rt::test]
@@ -358,6 +365,213 @@ async fn a_build_the_daemon_completes_is_in_the_next_repo_and_satisfies_the_next
         assert_eq!(b.state, koji_fakehub::build::BUILD_COMPLETE, "{}", b.nvr());
     });
     assert!(daemon.containers().is_empty(), "no container is left");
+}
+
+/// installroot mode (mock's way, docs/buildroot.md) through the daemon, the Koji way: the
+/// build tag holds a whole RPM distribution (the builder image's Debian userland as ~120 rpms,
+/// tests/support/distro_repo.rs) and its `build`/`srpm-build` groups; the daemon's own
+/// `newRepo` makes the tag's repo; a regular build of hello-c with `buildroot_mode =
+/// installroot` populates both buildroots from that repo alone, and the hub accepts the
+/// buildroot lists (every rpm known to the repo by NVRA and payload hash).
+#[actix_rt::test]
+async fn an_installroot_build_through_the_daemon_installs_only_from_the_daemons_new_repo() {
+    let started = Instant::now();
+    let distro = distro_repo(IMAGE);
+    let (world, repo_side) = World::new(true).await;
+    let repo_side = repo_side.expect("the repo side is installed");
+    let topdir = world.hub.topdir();
+    std::fs::create_dir_all(topdir.join("repos")).unwrap();
+    open_up(&topdir.join("repos"));
+    let groups = distro.groups();
+    let group_names: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(group_names, ["build", "srpm-build"]);
+    repo_side.with_tag(world.build_tag, |t| {
+        for (id, packages) in &groups {
+            t.groups.insert(id.clone(), packages.clone());
+        }
+    });
+    let files = distro.rpm_files();
+    assert!(files.len() > 50, "a whole distribution: {files:?}");
+    repo_side.import_rpms(&files, world.build_tag).unwrap();
+
+    let daemon = Daemon::start_with(
+        &world.hub,
+        &world.topurl,
+        "installroot",
+        "buildroot_mode = installroot\n",
+    );
+    let new_repo = world
+        .hub
+        .create_task(NewTask::new(
+            "newRepo",
+            vec![Value::String("dist-build".to_owned())],
+        ))
+        .unwrap();
+    let state = daemon
+        .wait_done(&world.hub, new_repo, Duration::from_secs(300))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    let repo_id = world.result_of(new_repo)[0].as_i64().unwrap();
+    assert_eq!(repo_side.repo(repo_id).unwrap().state, 1, "READY");
+    let repo_url = format!("{}/repos/dist-build/{repo_id}/x86_64", world.topurl);
+
+    let parent = world.submit_build("hello-c", json!({}));
+    let state = daemon
+        .wait_done(&world.hub, parent, Duration::from_secs(600))
+        .await;
+    assert_eq!(state, TaskState::Closed, "daemon log:\n{}", daemon.log());
+    // `filesystem` is in both groups of the distribution.
+    world.check_successful_build_with(parent, false, "x86_64", "dist-build", "filesystem");
+
+    let children = world.children(parent);
+    let output = |task: i64, name: &str| {
+        world
+            .hub
+            .task_output(task, name)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    for task in &children[..2] {
+        let root_log = output(task.id, "root.log").expect("root.log on the hub");
+        assert!(
+            root_log.contains("--installroot=/buildroot"),
+            "task {} {} populated an installroot:\n{root_log}",
+            task.id,
+            task.method
+        );
+        // dnf reads only the generated dnf.conf (`reposdir=/dev/null`), whose one repo,
+        // `build`, is the daemon's new repo under the topurl, as kojid's mock config has it;
+        // root.log names that repo for every package dnf installed.
+        let config = output(task.id, "mock_config.log").expect("mock_config.log on the hub");
+        assert!(
+            config.contains("# buildroot mode: installroot")
+                && config.contains("reposdir=/dev/null")
+                && config.contains(&format!("[build]\nname=build\nbaseurl={repo_url}\n")),
+            "task {} installs from the daemon's repo {repo_url} alone:\n{config}",
+            task.id
+        );
+        assert_eq!(config.matches("baseurl=").count(), 1, "{config}");
+        let bash_line = root_log
+            .lines()
+            .find(|l| l.trim_start().starts_with("bash "))
+            .unwrap_or_else(|| panic!("dnf installed bash:\n{root_log}"));
+        assert_eq!(
+            bash_line.split_whitespace().nth(3),
+            Some("build"),
+            "{bash_line}"
+        );
+        // No image rpm is in an installroot, so there is nothing for image_rpms.log.
+        assert!(
+            output(task.id, "image_rpms.log").is_none(),
+            "task {}",
+            task.id
+        );
+        let logs = world.result_of(task.id)["logs"].to_string();
+        assert!(!logs.contains("image_rpms.log"), "{logs}");
+    }
+
+    // The hub took each buildroot list (it faults on an rpm its repo does not know), and each
+    // lists exactly the installroot's packages: installed_pkgs.log is `rpm -qa` in the root.
+    let list_calls: Vec<Json> = world
+        .hub
+        .call_log()
+        .into_iter()
+        .filter(|r| {
+            r["direction"] == "response"
+                && (r["method"] == "host.setBuildRootList"
+                    || r["method"] == "host.updateBuildRootList")
+        })
+        .collect();
+    // rebuildSRPM's init, buildArch's init and its update after the BuildRequires.
+    assert!(list_calls.len() >= 3, "{list_calls:?}");
+    for call in &list_calls {
+        assert!(call["fault"].is_null(), "the hub refused a list: {call}");
+    }
+    let buildroots = world.hub.buildroots();
+    for task in &children[..2] {
+        let br = buildroots
+            .iter()
+            .find(|br| br.task_id == Some(task.id))
+            .unwrap_or_else(|| panic!("a buildroot of task {}", task.id));
+        assert_eq!(br.repo_id, repo_id, "buildroot {} uses the new repo", br.id);
+        let listed = koji_fakehub::build::to_json(&Value::Array(br.rpms.clone()));
+        let listed = listed.as_array().unwrap();
+        let mut names: Vec<String> = listed
+            .iter()
+            .map(|r| {
+                assert!(
+                    r.get("external_repo").is_none_or(Json::is_null),
+                    "every rpm is the repo's, none an external repo's: {r}"
+                );
+                r["name"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in &names {
+            assert!(distro.packages.contains(name), "{name} is not the repo's");
+        }
+        assert!(!names.iter().any(|n| n == "debian-rootfs-provides"));
+        let installed = output(task.id, "installed_pkgs.log").expect("installed_pkgs.log");
+        let mut installed: Vec<String> = installed
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect();
+        installed.sort();
+        let nvras: Vec<String> = listed
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}-{}-{}.{}",
+                    r["name"].as_str().unwrap(),
+                    r["version"].as_str().unwrap(),
+                    r["release"].as_str().unwrap(),
+                    r["arch"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let mut nvras = nvras;
+        nvras.sort();
+        // buildArch sends the whole list again with updateBuildRootList after the
+        // BuildRequires, and the fake hub appends it: the set is what was reported.
+        nvras.dedup();
+        assert_eq!(nvras, installed, "task {} {}", task.id, task.method);
+        for needed in ["bash", "dash", "filesystem", "rpm"] {
+            assert!(names.iter().any(|n| n == needed), "{needed}: {names:?}");
+        }
+        let compiler = names.iter().any(|n| n == "gcc") && names.iter().any(|n| n == "make");
+        // gcc and make are hello-c's BuildRequires: buildArch installs them, the SRPM
+        // rebuild in @srpm-build has no compiler.
+        assert_eq!(
+            compiler,
+            task.method == "buildArch",
+            "{}: {names:?}",
+            task.method
+        );
+    }
+
+    let build = world.side.with_world(|w| {
+        let build = w
+            .builds
+            .values()
+            .find(|b| b.task_id == Some(parent))
+            .expect("the build");
+        w.rpms
+            .values()
+            .find(|r| r.build_id == build.id && r.arch == "x86_64")
+            .map(|r| r.relpath())
+            .expect("the x86_64 rpm")
+    });
+    let query = run(Command::new("rpm")
+        .args(["-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}"])
+        .arg(topdir.join(&build)));
+    assert_eq!(query, "hello-c 1.0 1.e2e x86_64");
+    assert!(daemon.containers().is_empty(), "no container is left");
+    daemon.assert_took_every_task_at_once();
+    eprintln!(
+        "distribution import, newRepo and the installroot build took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// The uncompressed `primary.xml` of a repodata dir (createrepo_c compresses it with gzip,

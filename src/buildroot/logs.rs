@@ -85,9 +85,16 @@ impl BuildrootLogs {
         FileSink::open(&self.path(name)).map(Arc::new)
     }
 
+    /// Writes a whole log (`installed_pkgs.log` is rewritten after each install) as a new
+    /// file renamed over the old one. The live-log uploader sends only the bytes past what it
+    /// sent before, unless the file shrank or is a new inode: a longer rewrite in place left
+    /// the hub with the old list and the new one's tail.
     pub(crate) fn write(&self, name: &str, content: &str) -> Result<(), BuildrootError> {
         let path = self.path(name);
-        std::fs::write(&path, content).map_err(BuildrootError::io("writing", &path))
+        // Not `*.log`: the live-log scan must not upload the half-written file.
+        let scratch = self.path(&format!(".{name}.new"));
+        std::fs::write(&scratch, content).map_err(BuildrootError::io("writing", &scratch))?;
+        std::fs::rename(&scratch, &path).map_err(BuildrootError::io("replacing", &path))
     }
 
     pub(crate) fn append(&self, name: &str, line: &str) -> Result<(), BuildrootError> {
@@ -216,5 +223,29 @@ mod tests {
             std::fs::read_to_string(logs.path(BUILD_LOG)).unwrap(),
             "error: boom\n"
         );
+    }
+
+    #[test]
+    fn a_rewritten_log_is_a_new_file_for_the_live_uploader() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = BuildrootLogs::create(dir.path().join("logs")).unwrap();
+        logs.write(INSTALLED_PKGS_LOG, "bash-5-1.x86_64\n").unwrap();
+        let first = std::fs::metadata(logs.path(INSTALLED_PKGS_LOG)).unwrap();
+        logs.write(INSTALLED_PKGS_LOG, "bash-5-1.x86_64\ngcc-12-1.x86_64\n")
+            .unwrap();
+        let second = std::fs::metadata(logs.path(INSTALLED_PKGS_LOG)).unwrap();
+        // IncrementalUpload starts again from offset 0 only for a new inode (or a shorter
+        // file); the same inode grown would get only its new tail uploaded.
+        assert_ne!(first.ino(), second.ino());
+        assert_eq!(
+            std::fs::read_to_string(logs.path(INSTALLED_PKGS_LOG)).unwrap(),
+            "bash-5-1.x86_64\ngcc-12-1.x86_64\n"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [INSTALLED_PKGS_LOG], "no scratch file is left");
     }
 }

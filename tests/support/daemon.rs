@@ -176,6 +176,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(hub: &FakeHub, topurl: &str, name: &str) -> Self {
+        Self::start_with(hub, topurl, name, "")
+    }
+
+    /// [`Daemon::start`] with `adjutant` (whole `key = value` lines) added to `[adjutant]`.
+    pub fn start_with(hub: &FakeHub, topurl: &str, name: &str, adjutant: &str) -> Self {
         ensure_image();
         let dir = tempfile::tempdir().unwrap();
         open_up(dir.path());
@@ -192,7 +197,7 @@ impl Daemon {
              sleeptime = 2\nminspace = 1\nmaxjobs = 10\nmockdir = {mockdir}\n\
              retry_interval = 1\noffline_retry_interval = 2\nworkdir = {workdir}\n\
              [adjutant]\nworker_id = {worker_id}\nmonitoring_enabled = false\n\
-             policy_enabled = false\n",
+             policy_enabled = false\n{adjutant}",
             url = hub.url(),
             topdir = hub.topdir().display(),
             mockdir = mockdir.display(),
@@ -427,6 +432,19 @@ impl World {
 
     /// Every check the issue asks of a successful build through the daemon.
     pub fn check_successful_build(&self, parent: i64, scratch: bool, arch: &str, build_tag: &str) {
+        self.check_successful_build_with(parent, scratch, arch, build_tag, "stub-build-tools");
+    }
+
+    /// [`World::check_successful_build`] for a build tag whose @build group has
+    /// `group_package` (the hand-made repo's is `stub-build-tools`).
+    pub fn check_successful_build_with(
+        &self,
+        parent: i64,
+        scratch: bool,
+        arch: &str,
+        build_tag: &str,
+        group_package: &str,
+    ) {
         // The task tree: rebuildSRPM, buildArch (and tagBuild), all CLOSED, with kojid's labels.
         let children = self.children(parent);
         let labels: Vec<(String, Option<String>)> = children
@@ -548,7 +566,7 @@ impl World {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|r| r["name"] == "stub-build-tools"),
+                    .any(|r| r["name"] == group_package),
                 "the @build group from {build_tag}'s repo is in the list: {listed}"
             );
         }

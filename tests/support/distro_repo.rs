@@ -99,3 +99,45 @@ fn make(image: &str) -> DistroRepo {
         packages,
     }
 }
+
+// Each including test uses a different part of it.
+#[allow(dead_code)]
+impl DistroRepo {
+    /// The comps groups the repo was made with (`build`, `srpm-build`): each group's id and
+    /// package names, read back from the generator's comps.xml, for a Koji tag's groups.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let comps = self
+            .dir
+            .parent()
+            .expect("the repo dir is in the generator's out dir")
+            .join("comps.xml");
+        let text =
+            std::fs::read_to_string(&comps).unwrap_or_else(|e| panic!("{}: {e}", comps.display()));
+        let between = |text: &str, open: &str, close: &str| -> Vec<String> {
+            text.split(open)
+                .skip(1)
+                .filter_map(|rest| rest.split_once(close).map(|(v, _)| v.to_owned()))
+                .collect()
+        };
+        between(&text, "<group>", "</group>")
+            .iter()
+            .map(|group| {
+                let id = between(group, "<id>", "</id>").remove(0);
+                let packages = between(group, "<packagereq type=\"mandatory\">", "</packagereq>");
+                (id, packages)
+            })
+            .collect()
+    }
+
+    /// The rpm files in the repo.
+    pub fn rpm_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+            .collect();
+        files.sort();
+        files
+    }
+}
