@@ -1070,7 +1070,14 @@ impl HubState {
             )));
         }
         if update {
-            br.rpms.extend(rpms);
+            // kojihub's updateList adds only what the buildroot does not list yet: kojid
+            // sends the whole rpmdb again after installing the BuildRequires.
+            let known: std::collections::BTreeSet<String> =
+                br.rpms.iter().map(listed_rpm_key).collect();
+            br.rpms.extend(
+                rpms.into_iter()
+                    .filter(|rpm| !known.contains(&listed_rpm_key(rpm))),
+            );
         } else {
             br.rpms = rpms;
         }
@@ -1345,5 +1352,29 @@ impl HubState {
             out.push(Value::Struct(info));
         }
         Ok(Value::Array(out))
+    }
+}
+
+/// What identifies an entry of a buildroot list: the rpm id where kojid sent one, else its
+/// name-version-release.arch (and the external repo, which may carry the same NVRA).
+fn listed_rpm_key(rpm: &Value) -> String {
+    let Value::Struct(members) = rpm else {
+        return String::new();
+    };
+    let text = |key: &str| match members.get(key) {
+        Some(Value::String(value)) => value.clone(),
+        Some(Value::Integer(value)) => value.to_string(),
+        _ => String::new(),
+    };
+    match members.get("id") {
+        Some(Value::Integer(id)) => format!("id:{id}"),
+        _ => format!(
+            "{}-{}-{}.{}@{}",
+            text("name"),
+            text("version"),
+            text("release"),
+            text("arch"),
+            text("location")
+        ),
     }
 }

@@ -1221,10 +1221,17 @@ async fn buildroot_lifecycle_rules() {
         .code,
         1000
     );
+    // kojid sends the whole rpmdb again after the BuildRequires: only new rpms are added.
+    let added = vstruct([
+        ("name", s("make")),
+        ("version", s("4.3")),
+        ("release", s("1")),
+        ("arch", s("x86_64")),
+    ]);
     ok(
         &mut b1,
         "host.updateBuildRootList",
-        vec![br.clone(), Value::Array(vec![rpm])],
+        vec![br.clone(), Value::Array(vec![rpm, added])],
     )
     .await;
     let listed = ok(
@@ -1264,7 +1271,19 @@ async fn buildroot_lifecycle_rules() {
     )
     .await;
     assert_eq!(listed, Value::Array(vec![]));
-    assert_eq!(hub.buildroots()[0].rpms.len(), 2);
+    let names: Vec<String> = hub.buildroots()[0]
+        .rpms
+        .iter()
+        .map(|rpm| match rpm {
+            Value::Struct(members) => format!("{:?}", members.get("name")),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(names.len(), 2, "bash once, make added: {names:?}");
+    assert!(
+        names[0].contains("bash") && names[1].contains("make"),
+        "{names:?}"
+    );
 }
 
 // ---- uploads ---------------------------------------------------------------------------------
