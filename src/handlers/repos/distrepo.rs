@@ -325,6 +325,27 @@ fn rpm_str<'v>(info: &'v Value, key: &str) -> &'v str {
     info.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// `keys` of a `listTaggedRPMS` row that become parts of a path under the topdir or the
+/// task dir: each must be a plain file name, so that no reply can point a read or a
+/// `Packages/` link outside them.
+fn path_parts<'v, const N: usize>(
+    row: &'v Value,
+    what: &str,
+    keys: [&str; N],
+) -> Result<[&'v str; N], RepoError> {
+    let parts = keys.map(|key| rpm_str(row, key));
+    for (key, part) in keys.iter().zip(parts) {
+        let plain = !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\0']);
+        if !plain {
+            return Err(RepoError::BadReply {
+                call: "listTaggedRPMS".to_owned(),
+                detail: format!("{what} has {key} {part:?}, which is not a plain file name"),
+            });
+        }
+    }
+    Ok(parts)
+}
+
 /// Picks, per RPM, the first key of `keys` it is signed with (rows come one per signature).
 fn choose_signatures(rows: &[Value], keys: &[String]) -> BTreeMap<i64, (Value, Option<String>)> {
     let mut sigs: BTreeMap<i64, (Value, Vec<String>)> = BTreeMap::new();
@@ -398,14 +419,11 @@ async fn create_dist_repo(
         if let Some(builds) = listed.get(1).and_then(Value::as_array) {
             for build in builds {
                 if let Some(id) = build.get("id").and_then(Value::as_i64) {
-                    build_dirs.entry(id).or_insert_with(|| {
-                        build_dir(
-                            &settings.topdir,
-                            rpm_str(build, "name"),
-                            rpm_str(build, "version"),
-                            rpm_str(build, "release"),
-                        )
-                    });
+                    let [name, version, release] =
+                        path_parts(build, "a build", ["name", "version", "release"])?;
+                    build_dirs
+                        .entry(id)
+                        .or_insert_with(|| build_dir(&settings.topdir, name, version, release));
                 }
             }
             let drafts: Vec<&str> = builds
@@ -445,12 +463,11 @@ async fn create_dist_repo(
     let mut missing_sigs = Vec::new();
     let mut missing_files = Vec::new();
     for (info, sigkey) in chosen_keys.values() {
-        let (name, version, release, rpm_arch) = (
-            rpm_str(info, "name"),
-            rpm_str(info, "version"),
-            rpm_str(info, "release"),
-            rpm_str(info, "arch"),
-        );
+        let [name, version, release, rpm_arch] =
+            path_parts(info, "an rpm", ["name", "version", "release", "arch"])?;
+        if let Some(key) = sigkey {
+            path_parts(&json!({ "sigkey": key }), "an rpm's signature", ["sigkey"])?;
+        }
         let basename = format!("{name}-{version}-{release}.{rpm_arch}.rpm");
         if sigkey.is_none() && !keys.is_empty() {
             missing_sigs.push(format!(
@@ -871,6 +888,33 @@ async fn write_signed_rpms(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hub_names_that_are_not_plain_file_names_are_refused() {
+        let row =
+            serde_json::json!({"name": "foo", "version": "1.0", "release": "1", "arch": "x86_64"});
+        assert_eq!(
+            super::path_parts(&row, "an rpm", ["name", "version", "release", "arch"]).unwrap(),
+            ["foo", "1.0", "1", "x86_64"]
+        );
+        for (key, hostile) in [
+            ("name", "../../etc"),
+            ("version", ".."),
+            ("release", ""),
+            ("arch", "x/y"),
+            ("name", "a\0b"),
+        ] {
+            let mut row = row.clone();
+            row[key] = serde_json::json!(hostile);
+            let error = super::path_parts(&row, "an rpm", ["name", "version", "release", "arch"])
+                .unwrap_err();
+            assert!(
+                error.to_string().contains("not a plain file name")
+                    && error.to_string().contains(key),
+                "{key}={hostile:?}: {error}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
