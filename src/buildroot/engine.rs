@@ -542,7 +542,7 @@ impl Buildroot {
                 Vec::new(),
             );
             script.push_str(&format!(
-                "if ! {}; then echo 'koji-adjutant: the build user cannot mount /proc and /sys into the installroot (see above); if the host refuses the mount, set installroot_proc = false in [adjutant]' >&2; exit 1; fi\n",
+                "if ! {}; then echo 'koji-adjutant: the build user cannot enter the installroot with /proc and /sys mounted (the reason is above); if the host refuses the mount, set installroot_proc = false in [adjutant]' >&2; exit 1; fi\n",
                 probe.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
             ));
         }
@@ -1251,7 +1251,10 @@ const INSTALLROOT_ENTER: &str =
 /// may not have a shell yet.
 const INSTALLROOT_PROBE: &str = "test -d $R/proc/self/fd && test -d $R/sys/class || \
 { echo \"koji-adjutant: /proc or /sys is not mounted in $R\" >&2; exit 96; }
-exec unshare --user --map-user=$uid --map-group=$gid -- true";
+unshare --user --map-user=$uid --map-group=$gid -- true || \
+{ echo \"koji-adjutant: the image's unshare cannot map the build user back to its uid \
+(--map-user needs util-linux 2.38 or later): use an image with a newer util-linux, or set \
+installroot_proc = false in [adjutant] for a chroot without /proc and /sys\" >&2; exit 96; }";
 
 /// The setup step's exit status when the network isolation probe failed.
 const ISOLATION_FAILED: i32 = 97;
@@ -1465,6 +1468,45 @@ mod tests {
                 "{bad}: {message}"
             );
         }
+    }
+
+    /// An image whose unshare predates `--map-user` (util-linux 2.37, EL9) fails the init
+    /// probe with that reason, not with the mount message that init prints after it.
+    #[test]
+    fn the_installroot_probe_names_an_unshare_without_map_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let unshare = bin.join("unshare");
+        std::fs::write(
+            &unshare,
+            "#!/bin/sh\necho \"unshare: unrecognized option '$3'\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&unshare, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("proc/self/fd")).unwrap();
+        std::fs::create_dir_all(root.join("sys/class")).unwrap();
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "R={} uid=1000 gid=1000\n{INSTALLROOT_PROBE}",
+                root.display()
+            ))
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("unrecognized option"), "{stderr}");
+        assert!(
+            stderr.contains("--map-user needs util-linux 2.38 or later"),
+            "{stderr}"
+        );
     }
 
     #[test]
