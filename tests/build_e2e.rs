@@ -39,94 +39,13 @@ use client_task_hub::ClientTaskHub;
 
 #[path = "support/srpm.rs"]
 mod srpm;
+
+#[path = "support/stub_repo.rs"]
+mod stub_repo;
 use srpm::{build_srpm, build_srpm_from};
+use stub_repo::{make_repo_by_hand as make_repo, open_up, sha256};
 
 const IMAGE: &str = "localhost/koji-adjutant-builder:latest";
-
-fn open_up(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn run(command: &mut std::process::Command) -> String {
-    let output = command
-        .output()
-        .expect("the host tool (scripts/setup-dev.sh installs it)");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Repo 1 of dist-build on disk, as kojira would leave it: one stub rpm that the comps groups
-/// `build` and `srpm-build` list, createrepo_c metadata, and the `rpmlist.jsonl` the hub
-/// writes (ids the builder must report back).
-fn make_repo(topdir: &Path) {
-    let dir = topdir.join("repos/dist-build/1/x86_64");
-    std::fs::create_dir_all(&dir).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let spec = scratch.path().join("stub.spec");
-    std::fs::write(
-        &spec,
-        "Name: stub-build-tools\nVersion: 1\nRelease: 1\nSummary: stub\nLicense: MIT\n\
-         BuildArch: noarch\n%description\nstub\n%files\n",
-    )
-    .unwrap();
-    run(std::process::Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--quiet")
-        .arg("--define")
-        .arg(format!("_topdir {}", scratch.path().join("top").display()))
-        .arg("--define")
-        .arg(format!("_rpmdir {}", dir.display()))
-        .arg(&spec));
-    let rpm = dir.join("noarch/stub-build-tools-1-1.noarch.rpm");
-    let sigmd5 = run(std::process::Command::new("rpm")
-        .args(["-qp", "--qf", "%{SIGMD5}"])
-        .arg(&rpm));
-    std::fs::write(
-        dir.join("rpmlist.jsonl"),
-        format!(
-            "{}\n",
-            json!({"arch": "noarch", "build_id": 1, "buildroot_id": null, "buildtime": 0,
-                   "draft": false, "epoch": null, "extra": null, "id": 101,
-                   "metadata_only": false, "name": "stub-build-tools", "payloadhash": sigmd5.trim(),
-                   "release": "1", "size": 0, "version": "1"})
-        ),
-    )
-    .unwrap();
-    let group = |id: &str| {
-        format!(
-            "<group><id>{id}</id><name>{id}</name><description>{id}</description>\
-             <default>true</default><uservisible>true</uservisible><packagelist>\
-             <packagereq type=\"mandatory\">stub-build-tools</packagereq></packagelist></group>"
-        )
-    };
-    let comps = scratch.path().join("comps.xml");
-    std::fs::write(
-        &comps,
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<comps>{}{}</comps>\n",
-            group("build"),
-            group("srpm-build")
-        ),
-    )
-    .unwrap();
-    run(std::process::Command::new("createrepo_c")
-        .args(["-q", "-g"])
-        .arg(&comps)
-        .arg(&dir));
-    for path in [
-        topdir.join("repos"),
-        topdir.join("repos/dist-build"),
-        topdir.join("repos/dist-build/1"),
-        dir.clone(),
-    ] {
-        open_up(&path);
-    }
-}
 
 struct World {
     hub: FakeHub,
@@ -341,11 +260,6 @@ impl World {
             .filter(|t| t.parent == Some(parent))
             .collect()
     }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// The hub-visible results of a successful build of `package`, scratch or not.

@@ -17,9 +17,13 @@ use serde_json::{Value as Json, json};
 mod srpm;
 use srpm::build_srpm_from;
 
+#[path = "support/stub_repo.rs"]
+mod stub_repo;
+
 #[path = "support/daemon.rs"]
 mod daemon;
 use daemon::*;
+use stub_repo::{build_stub_rpm, open_up, run};
 
 #[path = "support/distro_repo.rs"]
 mod distro_repo;

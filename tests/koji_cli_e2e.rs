@@ -19,6 +19,9 @@ use serde_json::Value as Json;
 mod srpm;
 use srpm::{build_srpm, build_srpm_from};
 
+#[path = "support/stub_repo.rs"]
+mod stub_repo;
+
 #[path = "support/daemon.rs"]
 mod daemon;
 use daemon::*;
